@@ -57,11 +57,14 @@ public sealed record DiskImageInfo
 public sealed class DiskImage : IDisposable
 {
     private readonly SafeFileHandle _handle;
+    private readonly SafeFileHandle? _writerLock;
 
-    private DiskImage(string path, SafeFileHandle handle, SectorFormat format, PiType type, long sectors, bool writable)
+    private DiskImage(string path, SafeFileHandle handle, SafeFileHandle? writerLock, SectorFormat format, PiType type,
+        long sectors, bool writable)
     {
         Path = path;
         _handle = handle;
+        _writerLock = writerLock;
         Format = format;
         PiType = type;
         SectorCount = sectors;
@@ -85,7 +88,17 @@ public sealed class DiskImage : IDisposable
     public static DiskImage Create(string path, SectorFormat format, PiType type, long sectors, string? id = null)
     {
         ValidateGeometry(format, type, sectors);
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        SafeFileHandle writerLock = AcquireWriterLock(path);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite);
+        }
+        catch
+        {
+            writerLock.Dispose();
+            throw;
+        }
         try
         {
             int block = format.BlockSize;
@@ -106,10 +119,11 @@ public sealed class DiskImage : IDisposable
         catch
         {
             handle.Dispose();
+            writerLock.Dispose();
             File.Delete(path);
             throw;
         }
-        return new DiskImage(path, handle, format, type, sectors, writable: true);
+        return new DiskImage(path, handle, writerLock, format, type, sectors, writable: true);
     }
 
     /// <summary>
@@ -125,11 +139,11 @@ public sealed class DiskImage : IDisposable
         DiskImageInfo? info = DiskImageInfo.TryLoad(path);
         SectorFormat fmt = info is null ? format ?? SectorFormat.Sector512 : new SectorFormat(info.SectorSize);
         PiType piType = info is null ? type ?? PiType.Type1 : (PiType)info.PiType;
-        SafeFileHandle handle = writable
-            ? File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read)
-            : File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        SafeFileHandle? writerLock = writable ? AcquireWriterLock(path) : null;
+        SafeFileHandle? handle = null;
         try
         {
+            handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite);
             long length = RandomAccess.GetLength(handle);
             if (length % fmt.BlockSize != 0)
             {
@@ -143,11 +157,12 @@ public sealed class DiskImage : IDisposable
                     $"image {path} holds {sectors} sectors but its sidecar says {info.Sectors}");
             }
             ValidateGeometry(fmt, piType, Math.Max(sectors, 1));
-            return new DiskImage(path, handle, fmt, piType, sectors, writable);
+            return new DiskImage(path, handle, writerLock, fmt, piType, sectors, writable);
         }
         catch
         {
-            handle.Dispose();
+            handle?.Dispose();
+            writerLock?.Dispose();
             throw;
         }
     }
@@ -227,7 +242,28 @@ public sealed class DiskImage : IDisposable
     /// <summary>Makes every acknowledged write durable.</summary>
     public void Flush() => RandomAccess.FlushToDisk(_handle);
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        _handle.Dispose();
+        _writerLock?.Dispose();
+    }
+
+    /// <summary>
+    /// One writer per image: an exclusive lock on <c>&lt;image&gt;.lock</c>, held while the image is open for
+    /// writing (advisory file lock: another process or activation trying to write gets an <see cref="IOException"/>).
+    /// Readers such as scrub do not take it.
+    /// </summary>
+    private static SafeFileHandle AcquireWriterLock(string path)
+    {
+        try
+        {
+            return File.OpenHandle(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"image {path} is already open for writing elsewhere", e);
+        }
+    }
 
     private int CheckCommand(long lba, int dataLength, int piLength)
     {

@@ -1,0 +1,4 @@
+using System.CommandLine;
+using OrleansDif.Cli;
+
+return await CliApp.RunAsync(args);

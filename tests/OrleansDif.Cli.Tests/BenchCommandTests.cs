@@ -1,0 +1,32 @@
+using System.Text.Json;
+
+namespace OrleansDif.Cli.Tests;
+
+public class BenchCommandTests
+{
+    [Fact]
+    public async Task BenchCrcJsonHasEveryKey()
+    {
+        // Shape only: figures are measured by the command itself, never asserted in tests.
+        var (exit, stdout, _) = await CliRunner.RunAsync("bench", "crc", "--json", "--rounds", "1");
+        Assert.Equal(0, exit);
+        using JsonDocument doc = JsonDocument.Parse(stdout);
+        foreach (string key in new[] { "guard4k", "guard512", "copyGuard4k", "copy4k", "sioh4k" })
+        {
+            Assert.True(doc.RootElement.GetProperty(key).GetDouble() > 0, key);
+        }
+        foreach (string key in new[] { "isal4k", "isalCopy4k" })
+        {
+            JsonElement v = doc.RootElement.GetProperty(key);
+            Assert.True(v.ValueKind == JsonValueKind.Null || v.GetDouble() > 0, key);
+        }
+    }
+
+    [Fact]
+    public async Task UnknownCommandIsUsageError()
+    {
+        var (exit, _, stderr) = await CliRunner.RunAsync("frobnicate");
+        Assert.Equal(2, exit);
+        Assert.NotEmpty(stderr);
+    }
+}
