@@ -1,0 +1,78 @@
+namespace OrleansDif;
+
+/// <summary>A volume: its configuration, creation, and the entry point for fsync. Key: volume id.</summary>
+public interface IVolumeGrain : IGrainWithStringKey
+{
+    /// <summary>Validates and creates the volume and formats its disks. Creating an existing volume with the same config is a no-op.</summary>
+    Task Create(VolumeConfig config);
+
+    /// <summary>The volume's configuration; <see cref="StorageError.UnknownVolume"/> when it was never created.</summary>
+    [AlwaysInterleave]
+    Task<VolumeConfig> GetConfig();
+}
+
+/// <summary>One 4 KiB page of a volume's page cache. Key: "volume/page".</summary>
+public interface IPageGrain : IGrainWithStringKey
+{
+    /// <summary>Copy-in: copies <paramref name="data"/> at <paramref name="offset"/>, refreshing the cached guard tags of the touched sectors.</summary>
+    Task<WriteResult> Write(int offset, byte[] data, bool wait);
+
+    Task<byte[]> Read(int offset, int length);
+
+    /// <summary>Maps the page; returns the mapping id.</summary>
+    Task<long> Map(bool writable);
+
+    /// <summary>A store through a mapping: no CRC on this path; the cached tags become invalid.</summary>
+    Task<WriteResult> Store(long mapping, int offset, byte[] data, bool wait);
+
+    Task Unmap(long mapping);
+
+    [AlwaysInterleave]
+    Task<PageInfo> GetInfo();
+
+    /// <summary>Dirty → Writeback. Revokes writable mappings under the stable policy.</summary>
+    [AlwaysInterleave]
+    Task<WritebackSnapshot> BeginWriteback();
+
+    /// <summary>The page's content now: the unstable policy's second read (the DMA).</summary>
+    [AlwaysInterleave]
+    Task<byte[]> ReadForTransfer(Guid writebackId);
+
+    /// <summary>Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty.</summary>
+    [AlwaysInterleave]
+    Task<EndStatus> EndWriteback(Guid writebackId, bool success);
+
+    /// <summary>Waits until the page's durable version reaches <paramref name="version"/> or the timeout passes.</summary>
+    [AlwaysInterleave]
+    Task<bool> WaitDurable(long version, TimeSpan timeout);
+
+    /// <summary>Asks the runtime to deactivate this page when idle (tests: a dirty page must survive it).</summary>
+    Task Deactivate();
+}
+
+/// <summary>The flusher of one volume: tracks dirty pages and writes them back. Key: volume id.</summary>
+public interface IWritebackGrain : IGrainWithStringKey
+{
+    /// <summary>A page became dirty. Throttles the caller while the volume has too many dirty pages.</summary>
+    Task MarkDirty(int page, long version);
+
+    /// <summary>Returns when every page of the range dirtied before the call is durable on the disks.</summary>
+    Task<FsyncResult> Fsync(int firstPage, int pageCount);
+
+    Task<WritebackStats> GetStats();
+}
+
+/// <summary>An emulated DIF-formatted disk. Key: "volume/disk".</summary>
+public interface IDiskGrain : IGrainWithStringKey
+{
+    /// <summary>Creates (formats) the disk image, or opens it when it exists with the same geometry.</summary>
+    Task Format(VolumeConfig config, int disk);
+
+    /// <summary>A multi-sector write: every tuple verified before anything is persisted; durable when accepted.</summary>
+    Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi);
+
+    /// <summary>Reads and verifies sectors; <see cref="StorageError.IntegrityError"/> when stored PI does not match.</summary>
+    Task<DiskReadResult> Read(long lba, int sectors);
+
+    Task<DiskStats> GetStats();
+}

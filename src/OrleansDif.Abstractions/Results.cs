@@ -1,0 +1,143 @@
+namespace OrleansDif;
+
+/// <summary>Which protection check failed: guard, application tag or reference tag.</summary>
+public enum CheckKind
+{
+    Guard,
+    App,
+    Ref,
+}
+
+/// <summary>A protection failure reported by a disk, in T10 / SCSI / NVMe terms.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ProtectionFailure(
+    [property: Id(0)] long Lba,
+    [property: Id(1)] CheckKind Check,
+    [property: Id(2)] uint Expected,
+    [property: Id(3)] uint Actual)
+{
+    /// <summary>SCSI sense key ABORTED COMMAND.</summary>
+    public byte SenseKey => 0x0B;
+    public byte Asc => 0x10;
+    public byte Ascq => (byte)(Check switch { CheckKind.Guard => 1, CheckKind.App => 2, _ => 3 });
+    public byte NvmeStatusCodeType => 2;
+    public byte NvmeStatusCode => (byte)(Check switch { CheckKind.Guard => 0x82, CheckKind.App => 0x83, _ => 0x84 });
+
+    public override string ToString() =>
+        $"LBA {Lba} {Check} check failed (expected 0x{Expected:X}, actual 0x{Actual:X}; SCSI {SenseKey:X2}/{Asc:X2}/{Ascq:X2}; NVMe {NvmeStatusCodeType}/0x{NvmeStatusCode:X2})";
+}
+
+/// <summary>Outcome of a disk write command: accepted and durable, or rejected with nothing written.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskWriteResult([property: Id(0)] bool Accepted, [property: Id(1)] ProtectionFailure? Failure)
+{
+    public static readonly DiskWriteResult Ok = new(true, null);
+}
+
+/// <summary>Sectors read from a disk; the PI of each was verified.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskReadResult([property: Id(0)] byte[] Data, [property: Id(1)] byte[] Pi);
+
+/// <summary>Counters of one disk.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskStats(
+    [property: Id(0)] long SectorsWritten,
+    [property: Id(1)] long SectorsRead,
+    [property: Id(2)] long RejectedGuard,
+    [property: Id(3)] long RejectedApp,
+    [property: Id(4)] long RejectedRef,
+    [property: Id(5)] long ReadErrors,
+    [property: Id(6)] long Commands,
+    [property: Id(7)] string ImagePath,
+    [property: Id(8)] string Silo);
+
+/// <summary>Page states of the page cache.</summary>
+public enum PageState
+{
+    Clean,
+    Dirty,
+    Writeback,
+}
+
+/// <summary>Outcome of a write or a store.</summary>
+public enum WriteStatus
+{
+    /// <summary>Applied; <see cref="WriteResult.Version"/> is the page's new version.</summary>
+    Ok,
+    /// <summary>Refused: the page is under writeback and the caller did not ask to wait (EAGAIN).</summary>
+    UnderWriteback,
+}
+
+[GenerateSerializer, Immutable]
+public sealed record WriteResult(
+    [property: Id(0)] WriteStatus Status,
+    [property: Id(1)] long Version,
+    [property: Id(2)] double StallMs,
+    [property: Id(3)] bool Faulted);
+
+/// <summary>A page's state as seen from outside.</summary>
+[GenerateSerializer, Immutable]
+public sealed record PageInfo(
+    [property: Id(0)] PageState State,
+    [property: Id(1)] long Version,
+    [property: Id(2)] long DurableVersion,
+    [property: Id(3)] int ValidTagSectors,
+    [property: Id(4)] int WritableMappings,
+    [property: Id(5)] int RevokedMappings,
+    [property: Id(6)] int HeldWriters,
+    [property: Id(7)] string Silo);
+
+/// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
+public enum BeginStatus
+{
+    Started,
+    /// <summary>The page is clean: nothing to write.</summary>
+    NotDirty,
+    /// <summary>Another writeback of this page is under way.</summary>
+    Busy,
+}
+
+/// <summary>
+/// A page under writeback: its content, the guard tags cached at copy-in (valid where the bit of
+/// <see cref="ValidTags"/> is set), its version and the writeback id that must end it.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record WritebackSnapshot(
+    [property: Id(0)] BeginStatus Status,
+    [property: Id(1)] Guid WritebackId,
+    [property: Id(2)] long Version,
+    [property: Id(3)] byte[] Content,
+    [property: Id(4)] ushort[] Tags,
+    [property: Id(5)] ulong ValidTags,
+    [property: Id(6)] bool Copied);
+
+public enum EndStatus
+{
+    /// <summary>Ended; the page is clean.</summary>
+    Ended,
+    /// <summary>Ended, but the page is dirty again (changed during writeback, or the writeback failed).</summary>
+    EndedDirty,
+    /// <summary>The writeback id is not the page's current one (ended already, or its lease expired).</summary>
+    StaleWriteback,
+}
+
+/// <summary>Writeback counters of a volume.</summary>
+[GenerateSerializer, Immutable]
+public sealed record WritebackStats(
+    [property: Id(0)] long Pages,
+    [property: Id(1)] long Commands,
+    [property: Id(2)] long CrcComputed,
+    [property: Id(3)] long CrcReused,
+    [property: Id(4)] long RejectedGuard,
+    [property: Id(5)] long RejectedApp,
+    [property: Id(6)] long RejectedRef,
+    [property: Id(7)] long Retries,
+    [property: Id(8)] long BounceCopies,
+    [property: Id(9)] int DirtyPages,
+    [property: Id(10)] long Throttled,
+    [property: Id(11)] double IoLatencyP50Ms,
+    [property: Id(12)] double IoLatencyP99Ms);
+
+/// <summary>Outcome of an fsync.</summary>
+[GenerateSerializer, Immutable]
+public sealed record FsyncResult([property: Id(0)] bool Durable, [property: Id(1)] int Pages, [property: Id(2)] string? Error);

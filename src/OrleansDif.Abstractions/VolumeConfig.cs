@@ -1,0 +1,101 @@
+namespace OrleansDif;
+
+/// <summary>How a volume writes pages back (see DESIGN.md).</summary>
+public enum WritebackPolicy
+{
+    /// <summary>The cure: writes refused or held during writeback; guard tags cached at copy-in are reused.</summary>
+    Stable,
+    /// <summary>Snapshot the page at writeback start; writers continue on the live page.</summary>
+    Bounce,
+    /// <summary>The 2010 bug: tags from one read of the page, data read again later for the transfer.</summary>
+    Unstable,
+}
+
+/// <summary>Everything that defines a volume. Validated by <see cref="Validate"/> before a volume is created.</summary>
+[GenerateSerializer, Immutable]
+public sealed record VolumeConfig
+{
+    public const int PageSize = 4096;
+
+    [Id(0)] public required string Id { get; init; }
+    /// <summary>Size in 4 KiB pages.</summary>
+    [Id(1)] public int Pages { get; init; } = 1024;
+    /// <summary>512 or 4096 data bytes per sector (each followed by an 8-byte tuple).</summary>
+    [Id(2)] public int SectorSize { get; init; } = 512;
+    /// <summary>T10 protection type, 1..3.</summary>
+    [Id(3)] public int PiType { get; init; } = 1;
+    [Id(4)] public WritebackPolicy Policy { get; init; } = WritebackPolicy.Stable;
+    /// <summary>Number of disks the pages are striped over (2 or more).</summary>
+    [Id(5)] public int Disks { get; init; } = 2;
+    /// <summary>Pages per stripe unit: consecutive pages within a unit are consecutive on one disk.</summary>
+    [Id(6)] public int StripePages { get; init; } = 16;
+    /// <summary>A dirty page older than this is written back.</summary>
+    [Id(7)] public int DirtyAgeMs { get; init; } = 500;
+    /// <summary>More dirty pages than this start writeback and throttle writers.</summary>
+    [Id(8)] public int DirtyThreshold { get; init; } = 256;
+    /// <summary>A writeback not ended within this time expires; the page goes back to Dirty.</summary>
+    [Id(9)] public int LeaseMs { get; init; } = 10_000;
+    /// <summary>Unstable policy: delay between computing tags and reading the page for the transfer.</summary>
+    [Id(10)] public int UnstableDelayMs { get; init; } = 2;
+    /// <summary>Compute guard tags at copy-in and cache them (true), or only at writeback (false).</summary>
+    [Id(11)] public bool TagsAtCopyIn { get; init; } = true;
+    /// <summary>Disks verify every tuple of a write (true) or accept without checking (false, for measurement).</summary>
+    [Id(12)] public bool VerifyOnDisk { get; init; } = true;
+    /// <summary>Application tag written with every sector and checked by the disks.</summary>
+    [Id(13)] public ushort AppTag { get; init; } = 0x0D1F;
+
+    public int SectorsPerPage => PageSize / SectorSize;
+
+    /// <summary>Sectors of one disk: enough for every stripe unit it holds.</summary>
+    public long SectorsPerDisk
+    {
+        get
+        {
+            long units = (Pages + StripePages - 1) / StripePages;
+            long unitsPerDisk = (units + Disks - 1) / Disks;
+            return unitsPerDisk * StripePages * SectorsPerPage;
+        }
+    }
+
+    /// <summary>Where page <paramref name="page"/> lives: its disk and first LBA.</summary>
+    public (int Disk, long Lba) Locate(int page)
+    {
+        int unit = page / StripePages;
+        int disk = unit % Disks;
+        long diskPage = (long)(unit / Disks) * StripePages + page % StripePages;
+        return (disk, diskPage * SectorsPerPage);
+    }
+
+    /// <summary>Throws <see cref="StorageException"/> with <see cref="StorageError.InvalidConfig"/> naming the bad field.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string field, string message)
+        {
+            if (!ok)
+            {
+                throw new StorageException(StorageError.InvalidConfig, $"volume field '{field}': {message}");
+            }
+        }
+        Check(!string.IsNullOrWhiteSpace(Id) && Id.Length <= 64 && Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
+            "id", $"'{Id}' must be 1..64 letters, digits, '-' or '_'");
+        Check(Pages is > 0 and <= 1 << 24, "pages", $"{Pages} must be 1..16777216");
+        Check(SectorSize is 512 or 4096, "sectorSize", $"{SectorSize} must be 512 or 4096");
+        Check(PiType is >= 1 and <= 3, "piType", $"{PiType} must be 1, 2 or 3");
+        Check(Enum.IsDefined(Policy), "policy", $"{Policy} is not stable, bounce or unstable");
+        Check(Disks is >= 2 and <= 64, "disks", $"{Disks} must be 2..64");
+        Check(StripePages is >= 1 and <= 1024, "stripePages", $"{StripePages} must be 1..1024");
+        Check(DirtyAgeMs is >= 1 and <= 600_000, "dirtyAgeMs", $"{DirtyAgeMs} must be 1..600000");
+        Check(DirtyThreshold is >= 1, "dirtyThreshold", $"{DirtyThreshold} must be at least 1");
+        Check(LeaseMs is >= 10 and <= 600_000, "leaseMs", $"{LeaseMs} must be 10..600000");
+        Check(UnstableDelayMs is >= 0 and <= 10_000, "unstableDelayMs", $"{UnstableDelayMs} must be 0..10000");
+    }
+
+    /// <summary>Parses "stable", "bounce" or "unstable".</summary>
+    public static WritebackPolicy ParsePolicy(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "stable" => WritebackPolicy.Stable,
+        "bounce" => WritebackPolicy.Bounce,
+        "unstable" => WritebackPolicy.Unstable,
+        _ => throw new StorageException(StorageError.InvalidConfig, $"unknown policy '{text}' (stable, bounce or unstable)"),
+    };
+}

@@ -1,0 +1,24 @@
+using System.Diagnostics.Metrics;
+
+namespace OrleansDif.Grains;
+
+/// <summary>System.Diagnostics.Metrics instruments of the storage path (meter "OrleansDif").</summary>
+public static class DifMetrics
+{
+    public const string MeterName = "OrleansDif";
+
+    private static readonly Meter s_meter = new(MeterName);
+
+    public static readonly Counter<long> Writes = s_meter.CreateCounter<long>("orleansdif.page.writes", description: "write() and store calls applied");
+    public static readonly Counter<long> Refusals = s_meter.CreateCounter<long>("orleansdif.page.refusals", description: "writes refused because the page was under writeback");
+    public static readonly Histogram<double> StallMs = s_meter.CreateHistogram<double>("orleansdif.page.stall", "ms", "time a held write waited for writeback to end");
+    public static readonly UpDownCounter<long> DirtyPages = s_meter.CreateUpDownCounter<long>("orleansdif.page.dirty", description: "pages dirty or under writeback");
+    public static readonly Counter<long> LeaseExpiries = s_meter.CreateCounter<long>("orleansdif.page.lease_expiries", description: "writebacks that never ended");
+    public static readonly Counter<long> WritebackPages = s_meter.CreateCounter<long>("orleansdif.writeback.pages", description: "pages written back");
+    public static readonly Counter<long> TagsComputed = s_meter.CreateCounter<long>("orleansdif.writeback.tags_computed", description: "guard tags computed at writeback");
+    public static readonly Counter<long> TagsReused = s_meter.CreateCounter<long>("orleansdif.writeback.tags_reused", description: "guard tags reused from copy-in");
+    public static readonly Histogram<double> WritebackIoMs = s_meter.CreateHistogram<double>("orleansdif.writeback.io", "ms", "disk command latency seen by writeback");
+    public static readonly Counter<long> DiskRejections = s_meter.CreateCounter<long>("orleansdif.disk.rejections", description: "disk commands rejected, by check");
+    public static readonly Counter<long> DiskReadErrors = s_meter.CreateCounter<long>("orleansdif.disk.read_errors", description: "sectors whose PI failed on read, by check");
+    public static readonly Counter<long> DiskSectorsWritten = s_meter.CreateCounter<long>("orleansdif.disk.sectors_written");
+}

@@ -1,0 +1,178 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Placement;
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// An emulated DIF-formatted disk: sectors of data + 8-byte PI tuple in a disk image. Every tuple of a write is
+/// verified before anything is persisted; one failing sector rejects the whole command. Reads verify the
+/// stored tuples and never return corrupt data as good. Disks are placed on silos by hash of their key,
+/// which spreads a volume's disks over the cluster.
+/// </summary>
+[HashBasedPlacement]
+public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrain> logger) : Grain, IDiskGrain
+{
+    private DiskImage? _image;
+    private VolumeConfig? _config;
+    private ProtectionScheme? _verify;
+    private long _sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands;
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _image?.Dispose();
+        _image = null;
+        return Task.CompletedTask;
+    }
+
+    public Task Format(VolumeConfig config, int disk)
+    {
+        var (volume, number) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        if (volume != config.Id || number != disk || disk >= config.Disks)
+        {
+            throw new StorageException(StorageError.InvalidConfig, $"disk {this.GetPrimaryKeyString()} is not disk {disk} of '{config.Id}'");
+        }
+        Open(config);
+        return Task.CompletedTask;
+    }
+
+    public async Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi)
+    {
+        await EnsureOpen();
+        DiskImage image = _image!;
+        int count = CheckCommand(lba, data?.Length ?? 0, pi?.Length ?? 0);
+        _commands++;
+        if (_config!.VerifyOnDisk && _verify!.Verify(data, pi, lba) is PiError error)
+        {
+            ProtectionFailure failure = GrainHelpers.ToFailure(error);
+            switch (failure.Check)
+            {
+                case CheckKind.Guard: _rejectedGuard++; break;
+                case CheckKind.App: _rejectedApp++; break;
+                default: _rejectedRef++; break;
+            }
+            DifMetrics.DiskRejections.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
+            logger.LogDebug("Disk {Disk} rejected a write: {Failure}", this.GetPrimaryKeyString(), failure);
+            return new DiskWriteResult(false, failure);
+        }
+        image.Write(lba, data, pi);
+        image.Flush();
+        _sectorsWritten += count;
+        DifMetrics.DiskSectorsWritten.Add(count);
+        return DiskWriteResult.Ok;
+    }
+
+    public async Task<DiskReadResult> Read(long lba, int sectors)
+    {
+        await EnsureOpen();
+        if (sectors <= 0)
+        {
+            throw new StorageException(StorageError.EmptyBuffer, $"read of {sectors} sectors");
+        }
+        int size = _config!.SectorSize;
+        if ((long)sectors * size > 16 << 20)
+        {
+            throw new StorageException(StorageError.BufferTooLarge, $"read of {sectors} sectors is over 16 MiB");
+        }
+        CheckRange(lba, sectors);
+        byte[] data = new byte[sectors * size];
+        byte[] pi = new byte[sectors * PiTuple.Size];
+        _image!.Read(lba, data, pi);
+        // Reads always verify, whatever VerifyOnDisk says: corrupt data is never returned as good.
+        ProtectionScheme scheme = _verify!;
+        for (int i = 0; i < sectors; i++)
+        {
+            PiTuple tuple = PiTuple.Read(pi.AsSpan(i * PiTuple.Size, PiTuple.Size));
+            if (scheme.VerifySector(data.AsSpan(i * size, size), tuple, lba + i, scheme.InitialRefTag(lba + i, null)) is PiError error)
+            {
+                _readErrors++;
+                ProtectionFailure failure = GrainHelpers.ToFailure(error);
+                DifMetrics.DiskReadErrors.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
+                throw new StorageException(StorageError.IntegrityError,
+                    $"disk {this.GetPrimaryKeyString()}: {failure}", failure);
+            }
+        }
+        _sectorsRead += sectors;
+        return new DiskReadResult(data, pi);
+    }
+
+    public async Task<DiskStats> GetStats()
+    {
+        await EnsureOpen();
+        return new DiskStats(_sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands,
+            _image!.Path, RuntimeIdentity);
+    }
+
+    private async Task EnsureOpen()
+    {
+        if (_image is not null)
+        {
+            return;
+        }
+        var (volume, disk) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(volume).GetConfig();
+        if (disk < 0 || disk >= config.Disks)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"volume '{volume}' has no disk {disk}");
+        }
+        if (_image is null)
+        {
+            Open(config);
+        }
+    }
+
+    private void Open(VolumeConfig config)
+    {
+        if (_image is not null)
+        {
+            return;
+        }
+        var (_, disk) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        string path = options.Value.ImagePath(config.Id, disk);
+        var format = new SectorFormat(config.SectorSize);
+        DiskImage image = File.Exists(path)
+            ? DiskImage.Open(path, writable: true)
+            : DiskImage.Create(path, format, (PiType)config.PiType, config.SectorsPerDisk, this.GetPrimaryKeyString());
+        if (image.Format != format || image.PiType != (PiType)config.PiType || image.SectorCount != config.SectorsPerDisk)
+        {
+            image.Dispose();
+            throw new StorageException(StorageError.InvalidConfig, $"image {path} does not have the geometry of volume '{config.Id}'");
+        }
+        _image = image;
+        _config = config;
+        _verify = GrainHelpers.Scheme(config);
+    }
+
+    private int CheckCommand(long lba, int dataLength, int piLength)
+    {
+        int size = _config!.SectorSize;
+        if (dataLength == 0)
+        {
+            throw new StorageException(StorageError.EmptyBuffer, "write command without data");
+        }
+        if (dataLength % size != 0)
+        {
+            throw new StorageException(StorageError.NotWholeSectors, $"{dataLength} bytes is not a whole number of {size}-byte sectors");
+        }
+        if (dataLength > 16 << 20)
+        {
+            throw new StorageException(StorageError.BufferTooLarge, $"write of {dataLength} bytes is over 16 MiB");
+        }
+        int count = dataLength / size;
+        if (piLength != count * PiTuple.Size)
+        {
+            throw new StorageException(StorageError.PiCountMismatch, $"{count} sectors need {count * PiTuple.Size} PI bytes, got {piLength}");
+        }
+        CheckRange(lba, count);
+        return count;
+    }
+
+    private void CheckRange(long lba, int count)
+    {
+        if (lba < 0 || lba > _image!.SectorCount - count)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"LBA {lba} + {count} sectors is outside the disk of {_image!.SectorCount} sectors");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// One 4 KiB page of the page cache. Holds the content, the state Clean / Dirty / Writeback, a version bumped
+/// on every change, the writable mappings and the guard tags cached at copy-in. Under the stable policy a
+/// write to a page under writeback is refused or held until writeback ends; the calls that end writeback
+/// interleave with held writes (the grain is reentrant; every state change is a synchronous block).
+/// </summary>
+[Reentrant]
+public sealed class PageGrain(ILogger<PageGrain> logger) : Grain, IPageGrain
+{
+    private const int PageSize = VolumeConfig.PageSize;
+
+    private string _volume = "";
+    private int _page;
+    private VolumeConfig _config = null!;
+    private IWritebackGrain _flusher = null!;
+    private IDiskGrain _disk = null!;
+    private long _lba;
+    private Task? _loading;
+
+    private byte[] _content = [];
+    private ushort[] _tags = [];
+    private ulong _validTags;               // bit s set: _tags[s] is the CRC of sector s as it is now
+    private PageState _state = PageState.Clean;
+    private long _version;
+    private long _durableVersion;
+
+    private Guid _writebackId;
+    private long _writebackVersion;
+    private IGrainTimer? _lease;
+    private TaskCompletionSource? _writebackEnded;
+    private IGrainTimer? _keepAlive;
+    private int _heldWriters;
+
+    private readonly Dictionary<long, Mapping> _mappings = [];
+    private long _nextMapping = 1;
+    private readonly List<(long Version, TaskCompletionSource<bool> Done)> _durableWaiters = [];
+
+    private sealed class Mapping(bool writable)
+    {
+        public bool Writable { get; } = writable;
+        public bool Revoked { get; set; }
+    }
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        (_volume, _page) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        return Task.CompletedTask;
+    }
+
+    // ------------------------------------------------------------------ page-cache operations
+
+    public async Task<WriteResult> Write(int offset, byte[] data, bool wait)
+    {
+        await EnsureLoaded();
+        CheckRange(offset, data);
+        var (stallMs, refused) = await WaitForStable(wait);
+        if (refused)
+        {
+            return new WriteResult(WriteStatus.UnderWriteback, _version, 0, false);
+        }
+        int sectorSize = _config.SectorSize;
+        if (_config.TagsAtCopyIn)
+        {
+            Range touched = PageCopyIn.CopyIn(data, _content, offset, sectorSize, _tags);
+            for (int s = touched.Start.Value; s < touched.End.Value; s++)
+            {
+                _validTags |= 1UL << s;
+            }
+        }
+        else
+        {
+            data.CopyTo(_content, offset);
+            for (int s = offset / sectorSize; s <= (offset + data.Length - 1) / sectorSize; s++)
+            {
+                _validTags &= ~(1UL << s);
+            }
+        }
+        long version = ++_version;
+        DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
+        await MarkDirty();
+        return new WriteResult(WriteStatus.Ok, version, stallMs, false);
+    }
+
+    public async Task<byte[]> Read(int offset, int length)
+    {
+        await EnsureLoaded();
+        if (length <= 0)
+        {
+            throw new StorageException(StorageError.EmptyBuffer, $"read of {length} bytes");
+        }
+        if (offset < 0 || offset > PageSize || length > PageSize - offset)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"read of {length} bytes at offset {offset} is outside the {PageSize}-byte page");
+        }
+        return _content.AsSpan(offset, length).ToArray();
+    }
+
+    public async Task<long> Map(bool writable)
+    {
+        await EnsureLoaded();
+        long id = _nextMapping++;
+        // A writable mapping made while the page is under stable writeback starts revoked: its first store faults.
+        _mappings[id] = new Mapping(writable) { Revoked = writable && IsStableWriteback };
+        return id;
+    }
+
+    public async Task<WriteResult> Store(long mapping, int offset, byte[] data, bool wait)
+    {
+        await EnsureLoaded();
+        Mapping map = GetMapping(mapping);
+        if (!map.Writable)
+        {
+            throw new StorageException(StorageError.ReadOnlyMapping, $"mapping {mapping} of page {_page} is read-only");
+        }
+        CheckRange(offset, data);
+        bool faulted = false;
+        double stallMs = 0;
+        if (map.Revoked)
+        {
+            // page_mkwrite: wait for (or be refused during) writeback, then grant the mapping again.
+            var (stall, refused) = await WaitForStable(wait);
+            if (refused)
+            {
+                return new WriteResult(WriteStatus.UnderWriteback, _version, 0, true);
+            }
+            stallMs = stall;
+            if (!_mappings.ContainsKey(mapping))
+            {
+                throw new StorageException(StorageError.UnknownMapping, $"mapping {mapping} of page {_page} was unmapped while it faulted");
+            }
+            map.Revoked = false;
+            faulted = true;
+        }
+        data.CopyTo(_content, offset);
+        _validTags = 0; // a store through a mapping computes no CRC: every cached tag is stale
+        long version = ++_version;
+        DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
+        await MarkDirty();
+        return new WriteResult(WriteStatus.Ok, version, stallMs, faulted);
+    }
+
+    public async Task Unmap(long mapping)
+    {
+        await EnsureLoaded();
+        GetMapping(mapping);
+        _mappings.Remove(mapping);
+    }
+
+    public async Task<PageInfo> GetInfo()
+    {
+        await EnsureLoaded();
+        return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
+            _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
+            _heldWriters, RuntimeIdentity);
+    }
+
+    public async Task Deactivate()
+    {
+        await EnsureLoaded();
+        if (_state != PageState.Clean)
+        {
+            // Never let a dirty page go: write it back through the flusher first.
+            FsyncResult r = await _flusher.Fsync(_page, 1);
+            if (!r.Durable)
+            {
+                throw new StorageException(StorageError.IntegrityError, $"page {_page} could not be written back before deactivation: {r.Error}");
+            }
+        }
+        this.DeactivateOnIdle();
+    }
+
+    // ------------------------------------------------------------------ writeback protocol
+
+    public async Task<WritebackSnapshot> BeginWriteback()
+    {
+        await EnsureLoaded();
+        if (_state == PageState.Writeback)
+        {
+            return new WritebackSnapshot(BeginStatus.Busy, Guid.Empty, _version, [], [], 0, false);
+        }
+        if (_state == PageState.Clean)
+        {
+            return new WritebackSnapshot(BeginStatus.NotDirty, Guid.Empty, _version, [], [], 0, false);
+        }
+        _state = PageState.Writeback;
+        _writebackId = Guid.NewGuid();
+        _writebackVersion = _version;
+        _writebackEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_config.Policy == WritebackPolicy.Stable)
+        {
+            foreach (Mapping m in _mappings.Values)
+            {
+                if (m.Writable)
+                {
+                    m.Revoked = true;
+                }
+            }
+        }
+        Guid id = _writebackId;
+        _lease = this.RegisterGrainTimer(() => LeaseExpired(id), new GrainTimerCreationOptions
+        {
+            DueTime = TimeSpan.FromMilliseconds(_config.LeaseMs),
+            Period = Timeout.InfiniteTimeSpan,
+            Interleave = true,
+            KeepAlive = true,
+        });
+        // Stable: the page cannot change until writeback ends, so writeback may read the page itself.
+        // Bounce: a private copy; writers go on with the live page. Unstable: the live page, read again later.
+        bool copy = _config.Policy == WritebackPolicy.Bounce;
+        byte[] content = copy ? (byte[])_content.Clone() : _content;
+        return new WritebackSnapshot(BeginStatus.Started, id, _writebackVersion, content, (ushort[])_tags.Clone(), _validTags, copy);
+    }
+
+    public Task<byte[]> ReadForTransfer(Guid writebackId)
+    {
+        if (_state != PageState.Writeback || writebackId != _writebackId)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"writeback {writebackId} of page {_page} is not current");
+        }
+        return Task.FromResult(_content);
+    }
+
+    public Task<EndStatus> EndWriteback(Guid writebackId, bool success)
+    {
+        if (_state != PageState.Writeback || writebackId != _writebackId || writebackId == Guid.Empty)
+        {
+            return Task.FromResult(EndStatus.StaleWriteback);
+        }
+        if (success)
+        {
+            _durableVersion = Math.Max(_durableVersion, _writebackVersion);
+            WakeDurableWaiters();
+        }
+        bool clean = success && _version == _writebackVersion;
+        FinishWriteback(clean ? PageState.Clean : PageState.Dirty);
+        return Task.FromResult(clean ? EndStatus.Ended : EndStatus.EndedDirty);
+    }
+
+    public async Task<bool> WaitDurable(long version, TimeSpan timeout)
+    {
+        await EnsureLoaded();
+        if (_durableVersion >= version)
+        {
+            return true;
+        }
+        var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _durableWaiters.Add((version, done));
+        Task finished = await Task.WhenAny(done.Task, Task.Delay(timeout));
+        _durableWaiters.RemoveAll(w => w.Done == done);
+        return finished == done.Task;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    private bool IsStableWriteback => _state == PageState.Writeback && _config.Policy == WritebackPolicy.Stable;
+
+    /// <summary>
+    /// Stable policy: while the page is under writeback a writer is refused (wait false, like IOCB_NOWAIT's
+    /// -EAGAIN) or held until writeback ends (wait_for_stable_page). Other policies never wait.
+    /// </summary>
+    private async Task<(double StallMs, bool Refused)> WaitForStable(bool wait)
+    {
+        if (!IsStableWriteback)
+        {
+            return (0, false);
+        }
+        if (!wait)
+        {
+            DifMetrics.Refusals.Add(1);
+            return (0, true);
+        }
+        long start = Stopwatch.GetTimestamp();
+        _heldWriters++;
+        try
+        {
+            await StepHooks.PassAsync(_volume, StepHooks.WriteHeld);
+            while (IsStableWriteback)
+            {
+                await _writebackEnded!.Task;
+            }
+        }
+        finally
+        {
+            _heldWriters--;
+        }
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        DifMetrics.StallMs.Record(ms);
+        return (ms, false);
+    }
+
+    private async Task MarkDirty()
+    {
+        if (_state != PageState.Clean)
+        {
+            return; // already known to the flusher (Dirty), or re-dirtied when writeback ends
+        }
+        _state = PageState.Dirty;
+        DifMetrics.DirtyPages.Add(1);
+        // A dirty page keeps its activation: idle collection never takes it while it is not clean.
+        _keepAlive ??= this.RegisterGrainTimer(static () => Task.CompletedTask, new GrainTimerCreationOptions
+        {
+            DueTime = TimeSpan.FromMinutes(1),
+            Period = TimeSpan.FromMinutes(1),
+            Interleave = true,
+            KeepAlive = true,
+        });
+        await _flusher.MarkDirty(_page, _version);
+    }
+
+    private void FinishWriteback(PageState next)
+    {
+        _lease?.Dispose();
+        _lease = null;
+        _writebackId = Guid.Empty;
+        _state = next;
+        if (next == PageState.Clean)
+        {
+            DifMetrics.DirtyPages.Add(-1);
+            _keepAlive?.Dispose();
+            _keepAlive = null;
+        }
+        TaskCompletionSource? ended = _writebackEnded;
+        _writebackEnded = null;
+        ended?.TrySetResult();
+    }
+
+    private async Task LeaseExpired(Guid writebackId)
+    {
+        if (_state != PageState.Writeback || _writebackId != writebackId)
+        {
+            return;
+        }
+        logger.LogWarning("Writeback {Id} of {Volume} page {Page} never ended; the lease expired and the page is dirty again",
+            writebackId, _volume, _page);
+        DifMetrics.LeaseExpiries.Add(1);
+        FinishWriteback(PageState.Dirty);
+        await StepHooks.PassAsync(_volume, StepHooks.LeaseExpired);
+        await _flusher.MarkDirty(_page, _version);
+    }
+
+    private void WakeDurableWaiters()
+    {
+        foreach (var (version, done) in _durableWaiters)
+        {
+            if (_durableVersion >= version)
+            {
+                done.TrySetResult(true);
+            }
+        }
+    }
+
+    private Mapping GetMapping(long mapping) => _mappings.TryGetValue(mapping, out Mapping? map)
+        ? map
+        : throw new StorageException(StorageError.UnknownMapping, $"page {_page} has no mapping {mapping}");
+
+    private static void CheckRange(int offset, byte[]? data)
+    {
+        if (data is null || data.Length == 0)
+        {
+            throw new StorageException(StorageError.EmptyBuffer, "write of 0 bytes");
+        }
+        if (data.Length > PageSize)
+        {
+            throw new StorageException(StorageError.BufferTooLarge, $"write of {data.Length} bytes is larger than a {PageSize}-byte page");
+        }
+        if (offset < 0 || offset > PageSize - data.Length)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"write of {data.Length} bytes at offset {offset} is outside the {PageSize}-byte page");
+        }
+    }
+
+    private Task EnsureLoaded()
+    {
+        if (_loading is { IsCompletedSuccessfully: true })
+        {
+            return Task.CompletedTask;
+        }
+        if (_loading is null || _loading.IsFaulted || _loading.IsCanceled)
+        {
+            _loading = Load();
+        }
+        return _loading;
+    }
+
+    /// <summary>Loads the page from its disk; the disk verifies PI, so the stored guards become the cached tags.</summary>
+    private async Task Load()
+    {
+        VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
+        if (_page < 0 || _page >= config.Pages)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"page {_page} is outside volume '{_volume}' of {config.Pages} pages");
+        }
+        var (disk, lba) = config.Locate(_page);
+        IDiskGrain diskGrain = GrainFactory.Disk(_volume, disk);
+        DiskReadResult stored = await diskGrain.Read(lba, config.SectorsPerPage);
+        var scheme = GrainHelpers.Scheme(config);
+        ushort[] tags = new ushort[config.SectorsPerPage];
+        for (int s = 0; s < tags.Length; s++)
+        {
+            PiTuple tuple = PiTuple.Read(stored.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size));
+            tags[s] = scheme.IsEscaped(tuple)
+                ? Crc16T10Dif.Compute(stored.Data.AsSpan(s * config.SectorSize, config.SectorSize))
+                : tuple.Guard;
+        }
+        _config = config;
+        _disk = diskGrain;
+        _lba = lba;
+        _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
+        _content = stored.Data;
+        _tags = tags;
+        _validTags = tags.Length == 64 ? ulong.MaxValue : (1UL << tags.Length) - 1;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_state == PageState.Dirty && _loading is { IsCompletedSuccessfully: true })
+        {
+            // Last resort (silo shutdown and the like): write the dirty page straight to its disk.
+            try
+            {
+                byte[] pi = new byte[_config.SectorsPerPage * PiTuple.Size];
+                for (int s = 0; s < _tags.Length; s++)
+                {
+                    if ((_validTags & (1UL << s)) == 0)
+                    {
+                        _tags[s] = Crc16T10Dif.Compute(_content.AsSpan(s * _config.SectorSize, _config.SectorSize));
+                    }
+                }
+                GrainHelpers.Scheme(_config).WriteTuples(_tags, pi, _lba);
+                DiskWriteResult r = await _disk.Write(_lba, _content, pi);
+                if (r.Accepted)
+                {
+                    _durableVersion = _version;
+                    _state = PageState.Clean;
+                    DifMetrics.DirtyPages.Add(-1);
+                }
+                else
+                {
+                    logger.LogError("Dirty page {Volume}/{Page} rejected by its disk at deactivation: {Failure}", _volume, _page, r.Failure);
+                }
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Dirty page {Volume}/{Page} could not be written at deactivation", _volume, _page);
+            }
+        }
+        _keepAlive?.Dispose();
+        _lease?.Dispose();
+    }
+}

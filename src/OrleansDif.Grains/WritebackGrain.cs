@@ -1,0 +1,376 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// The flusher of one volume. Tracks dirty pages; writes them back when they are older than the dirty age,
+/// when there are more than the threshold (throttling writers meanwhile, as balance_dirty_pages does), and on
+/// fsync. Contiguous pages of a disk go in one multi-sector command; different disks are written in parallel;
+/// a page is never in two writebacks at once. Reentrant: fsync, throttled writers and the timer interleave.
+/// </summary>
+[Reentrant]
+public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWritebackGrain
+{
+    private const int MaxRunPages = 64;          // 256 KiB per disk command at most
+    private const int MaxFsyncRounds = 200;
+
+    private string _volume = "";
+    private VolumeConfig? _config;
+    private ProtectionScheme _scheme = null!;
+    private readonly Dictionary<int, long> _dirty = [];            // page -> when it was marked dirty (timestamp)
+    private readonly Dictionary<int, Task> _inFlight = [];         // page -> the writeback run it is in
+    private IGrainTimer? _timer;
+    private bool _flushingAged;
+    private TaskCompletionSource? _belowThreshold;
+
+    private long _pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries, _bounceCopies, _throttled;
+    private readonly double[] _latencies = new double[4096];
+    private long _latencyCount;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _volume = this.GetPrimaryKeyString();
+        return Task.CompletedTask;
+    }
+
+    public async Task MarkDirty(int page, long version)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, page, 1);
+        _dirty.TryAdd(page, Stopwatch.GetTimestamp());
+        if (_dirty.Count > config.DirtyThreshold)
+        {
+            // Too many dirty pages: start writing the oldest back and hold this writer until below the threshold.
+            _throttled++;
+            _belowThreshold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task below = _belowThreshold.Task;
+            _ = FlushAllDirty();
+            await below.WaitAsync(TimeSpan.FromMilliseconds(config.LeaseMs));
+        }
+    }
+
+    public async Task<FsyncResult> Fsync(int firstPage, int pageCount)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, firstPage, pageCount);
+        int last = firstPage + pageCount;
+        // Every page dirtied before this call is dirty or in flight now; note the version each must reach.
+        var targets = _dirty.Keys.Concat(_inFlight.Keys).Where(p => p >= firstPage && p < last).Distinct().ToList();
+        if (targets.Count == 0)
+        {
+            return new FsyncResult(true, 0, null);
+        }
+        PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        var want = new Dictionary<int, long>();
+        for (int i = 0; i < targets.Count; i++)
+        {
+            if (infos[i].DurableVersion < infos[i].Version)
+            {
+                want[targets[i]] = infos[i].Version;
+            }
+        }
+        for (int round = 0; round < MaxFsyncRounds && want.Count > 0; round++)
+        {
+            // Wait for writebacks already under way (they may carry an older version), then write the rest.
+            Task[] running = want.Keys.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct().ToArray();
+            await Task.WhenAll(running);
+            await Flush(want.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
+            int[] pages = want.Keys.ToArray();
+            bool[] durable = await Task.WhenAll(pages.Select(p =>
+                GrainFactory.Page(_volume, p).WaitDurable(want[p], TimeSpan.Zero)));
+            for (int i = 0; i < pages.Length; i++)
+            {
+                if (durable[i])
+                {
+                    want.Remove(pages[i]);
+                }
+            }
+        }
+        return want.Count == 0
+            ? new FsyncResult(true, targets.Count, null)
+            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})");
+    }
+
+    public async Task<WritebackStats> GetStats()
+    {
+        await Config();
+        double[] lat = _latencies.AsSpan(0, (int)Math.Min(_latencyCount, _latencies.Length)).ToArray();
+        Array.Sort(lat);
+        double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
+        return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries,
+            _bounceCopies, _dirty.Count + _inFlight.Count, _throttled, P(0.5), P(0.99));
+    }
+
+    // ------------------------------------------------------------------ flushing
+
+    private async Task<VolumeConfig> Config()
+    {
+        if (_config is null)
+        {
+            VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
+            if (_config is null)
+            {
+                _config = config;
+                _scheme = GrainHelpers.Scheme(config);
+                TimeSpan period = TimeSpan.FromMilliseconds(Math.Max(1, config.DirtyAgeMs / 2));
+                _timer = this.RegisterGrainTimer(FlushAged, new GrainTimerCreationOptions
+                {
+                    DueTime = period,
+                    Period = period,
+                    Interleave = true,
+                    KeepAlive = true,
+                });
+            }
+        }
+        return _config;
+    }
+
+    private async Task FlushAged()
+    {
+        if (_flushingAged || _dirty.Count == 0)
+        {
+            return;
+        }
+        _flushingAged = true;
+        try
+        {
+            long now = Stopwatch.GetTimestamp();
+            TimeSpan age = TimeSpan.FromMilliseconds(_config!.DirtyAgeMs);
+            var aged = _dirty.Where(kv => Stopwatch.GetElapsedTime(kv.Value, now) >= age && !_inFlight.ContainsKey(kv.Key))
+                .Select(kv => kv.Key).ToList();
+            await Flush(aged);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Background writeback of volume {Volume} failed; pages stay dirty", _volume);
+        }
+        finally
+        {
+            _flushingAged = false;
+        }
+    }
+
+    /// <summary>Over the threshold: write back every dirty page not already in flight, batched by LBA.</summary>
+    private async Task FlushAllDirty()
+    {
+        try
+        {
+            await Flush(_dirty.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Threshold writeback of volume {Volume} failed; pages stay dirty", _volume);
+        }
+    }
+
+    /// <summary>Writes back the given pages: runs of contiguous LBAs on one disk, all runs in parallel.</summary>
+    private Task Flush(List<int> pages)
+    {
+        VolumeConfig config = _config!;
+        var runs = new List<(int Disk, List<int> Pages)>();
+        foreach (var group in pages.Where(p => !_inFlight.ContainsKey(p)).Distinct()
+                     .Select(p => (Page: p, Loc: config.Locate(p)))
+                     .GroupBy(x => x.Loc.Disk))
+        {
+            List<int>? run = null;
+            long nextLba = -1;
+            foreach (var x in group.OrderBy(x => x.Loc.Lba))
+            {
+                if (run is null || x.Loc.Lba != nextLba || run.Count == MaxRunPages)
+                {
+                    run = [];
+                    runs.Add((group.Key, run));
+                }
+                run.Add(x.Page);
+                nextLba = x.Loc.Lba + config.SectorsPerPage;
+            }
+        }
+        var tasks = new List<Task>(runs.Count);
+        foreach (var (disk, run) in runs)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            foreach (int p in run)
+            {
+                _dirty.Remove(p);
+                _inFlight[p] = done.Task;
+            }
+            tasks.Add(WriteRun(disk, run, done));
+        }
+        return Task.WhenAll(tasks);
+    }
+
+    private async Task WriteRun(int disk, List<int> pages, TaskCompletionSource done)
+    {
+        VolumeConfig config = _config!;
+        var snapshots = new WritebackSnapshot?[pages.Count];
+        try
+        {
+            WritebackSnapshot[] begun = await Task.WhenAll(pages.Select(p => GrainFactory.Page(_volume, p).BeginWriteback()));
+            for (int i = 0; i < pages.Count; i++)
+            {
+                snapshots[i] = begun[i].Status == BeginStatus.Started ? begun[i] : null;
+                if (begun[i].Status == BeginStatus.Busy)
+                {
+                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // someone else's writeback: try again later
+                }
+            }
+            await StepHooks.PassAsync(_volume, StepHooks.WritebackBegun);
+            // Contiguous sub-runs of pages that did start writeback: one disk command each.
+            int start = 0;
+            while (start < pages.Count)
+            {
+                if (snapshots[start] is null)
+                {
+                    start++;
+                    continue;
+                }
+                int end = start;
+                while (end + 1 < pages.Count && snapshots[end + 1] is not null && pages[end + 1] == pages[end] + 1
+                       && config.Locate(pages[end + 1]).Lba == config.Locate(pages[end]).Lba + config.SectorsPerPage)
+                {
+                    end++;
+                }
+                await WriteCommand(disk, pages, snapshots, start, end);
+                start = end + 1;
+            }
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Writeback of volume {Volume} pages {First}..{Last} failed", _volume, pages[0], pages[^1]);
+            // End what was begun as failed so the pages are dirty again rather than waiting for their lease.
+            for (int i = 0; i < pages.Count; i++)
+            {
+                if (snapshots[i] is { } s)
+                {
+                    try
+                    {
+                        await GrainFactory.Page(_volume, pages[i]).EndWriteback(s.WritebackId, false);
+                    }
+                    catch (Exception inner)
+                    {
+                        logger.LogWarning(inner, "Could not end writeback of page {Page}; its lease will", pages[i]);
+                    }
+                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp());
+                }
+            }
+        }
+        finally
+        {
+            foreach (int p in pages)
+            {
+                if (_inFlight.TryGetValue(p, out Task? t) && t == done.Task)
+                {
+                    _inFlight.Remove(p);
+                }
+            }
+            done.TrySetResult();
+            if (_belowThreshold is not null && _dirty.Count <= config.DirtyThreshold)
+            {
+                _belowThreshold.TrySetResult();
+                _belowThreshold = null;
+            }
+        }
+    }
+
+    private async Task WriteCommand(int disk, List<int> pages, WritebackSnapshot?[] snapshots, int start, int end)
+    {
+        VolumeConfig config = _config!;
+        int n = end - start + 1;
+        int spp = config.SectorsPerPage;
+        int size = config.SectorSize;
+        byte[] data = new byte[n * VolumeConfig.PageSize];
+        byte[] pi = new byte[n * spp * PiTuple.Size];
+        ushort[] tags = new ushort[spp];
+        long lba = config.Locate(pages[start]).Lba;
+        bool unstable = config.Policy == WritebackPolicy.Unstable;
+        long computed = 0, reused = 0;
+        for (int i = 0; i < n; i++)
+        {
+            WritebackSnapshot s = snapshots[start + i]!;
+            Span<byte> pageData = data.AsSpan(i * VolumeConfig.PageSize, VolumeConfig.PageSize);
+            s.Content.CopyTo(pageData);
+            if (s.Copied)
+            {
+                _bounceCopies++;
+            }
+            for (int sec = 0; sec < spp; sec++)
+            {
+                // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
+                // stable pages to trust a cache with: it computes every tag from this read of the page.
+                if (!unstable && (s.ValidTags & (1UL << sec)) != 0)
+                {
+                    tags[sec] = s.Tags[sec];
+                    reused++;
+                }
+                else
+                {
+                    tags[sec] = Crc16T10Dif.Compute(pageData.Slice(sec * size, size));
+                    computed++;
+                }
+            }
+            _scheme.WriteTuples(tags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp);
+        }
+        _crcComputed += computed;
+        _crcReused += reused;
+        DifMetrics.TagsComputed.Add(computed);
+        DifMetrics.TagsReused.Add(reused);
+        if (unstable)
+        {
+            // The 2010 bug: the controller reads (DMA) the page again later, while writers went on.
+            await StepHooks.PassAsync(_volume, StepHooks.BeforeTransfer);
+            if (config.UnstableDelayMs > 0)
+            {
+                await Task.Delay(config.UnstableDelayMs);
+            }
+            byte[][] now = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
+                GrainFactory.Page(_volume, pages[j]).ReadForTransfer(snapshots[j]!.WritebackId)));
+            for (int i = 0; i < n; i++)
+            {
+                now[i].CopyTo(data.AsSpan(i * VolumeConfig.PageSize));
+            }
+        }
+        long t0 = Stopwatch.GetTimestamp();
+        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).Write(lba, data, pi);
+        double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        _latencies[_latencyCount++ % _latencies.Length] = ms;
+        DifMetrics.WritebackIoMs.Record(ms);
+        _commands++;
+        if (result.Accepted)
+        {
+            _pages += n;
+            DifMetrics.WritebackPages.Add(n);
+        }
+        else
+        {
+            _retries++;
+            switch (result.Failure!.Check)
+            {
+                case CheckKind.Guard: _rejGuard++; break;
+                case CheckKind.App: _rejApp++; break;
+                default: _rejRef++; break;
+            }
+            logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
+                disk, _volume, pages[start], pages[end], result.Failure);
+        }
+        EndStatus[] ends = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
+            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted)));
+        for (int i = 0; i < n; i++)
+        {
+            snapshots[start + i] = null; // ended: nothing left to undo
+            if (ends[i] != EndStatus.Ended)
+            {
+                _dirty.TryAdd(pages[start + i], Stopwatch.GetTimestamp());
+            }
+        }
+    }
+
+    private static void CheckPage(VolumeConfig config, int first, int count)
+    {
+        if (count <= 0 || first < 0 || first > config.Pages - count)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"pages {first}..{first + count - 1} are outside volume '{config.Id}' of {config.Pages} pages");
+        }
+    }
+}

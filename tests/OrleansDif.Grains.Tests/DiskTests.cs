@@ -1,0 +1,95 @@
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains.Tests;
+
+[Collection(ClusterCollection.Name)]
+public class DiskTests(ClusterFixture fixture)
+{
+    private readonly IGrainFactory _grains = fixture.Grains;
+
+    private static (byte[] Data, byte[] Pi) Command(VolumeConfig v, long lba, int sectors, int seed)
+    {
+        var scheme = new ProtectionScheme(new SectorFormat(v.SectorSize), (PiType)v.PiType) { AppTag = v.AppTag };
+        byte[] data = TestVolumes.Pattern(seed, sectors * v.SectorSize);
+        byte[] pi = new byte[sectors * 8];
+        scheme.Generate(data, pi, lba);
+        return (data, pi);
+    }
+
+    [Theory]
+    [InlineData(CheckKind.Guard)]
+    [InlineData(CheckKind.App)]
+    [InlineData(CheckKind.Ref)]
+    public async Task DiskRejectsBadTagAndKeepsOldData(CheckKind check)
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IDiskGrain disk = _grains.Disk(v, 1);
+        var (good, goodPi) = Command(v, 16, 8, 1);
+        Assert.True((await disk.Write(16, good, goodPi)).Accepted);
+
+        var (data, pi) = Command(v, 16, 8, 2);
+        int at = 3 * 8 + check switch { CheckKind.Guard => 1, CheckKind.App => 3, _ => 7 };
+        pi[at] ^= 0x01;
+        DiskWriteResult r = await disk.Write(16, data, pi);
+        Assert.False(r.Accepted);
+        Assert.Equal(check, r.Failure!.Check);
+        Assert.Equal(19, r.Failure.Lba);
+        Assert.Equal(0x0B, r.Failure.SenseKey);
+        Assert.Equal(0x10, r.Failure.Asc);
+        Assert.Equal(check switch { CheckKind.Guard => 1, CheckKind.App => 2, _ => 3 }, r.Failure.Ascq);
+        Assert.Equal(check switch { CheckKind.Guard => 0x82, CheckKind.App => 0x83, _ => 0x84 }, r.Failure.NvmeStatusCode);
+
+        DiskReadResult back = await disk.Read(16, 8);
+        Assert.Equal(good, back.Data);                // nothing of the rejected command was written
+        DiskStats stats = await disk.GetStats();
+        Assert.Equal(8, stats.SectorsWritten);
+        Assert.Equal(check == CheckKind.Guard ? 1 : 0, stats.RejectedGuard);
+        Assert.Equal(check == CheckKind.App ? 1 : 0, stats.RejectedApp);
+        Assert.Equal(check == CheckKind.Ref ? 1 : 0, stats.RejectedRef);
+    }
+
+    [Fact]
+    public async Task BitFlippedInImageIsReportedOnNextRead()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 17);
+        byte[] a = TestVolumes.Pattern(80);
+        await page.Write(0, a, false);
+        Assert.True((await _grains.Flusher(v).Fsync(17, 1)).Durable);
+        var (diskNo, lba) = v.Locate(17);
+        IDiskGrain disk = _grains.Disk(v, diskNo);
+        string image = (await disk.GetStats()).ImagePath;
+        long offset = (lba + 2) * 520 + 77;
+        FlipBit(image, offset);
+        try
+        {
+            StorageException e = await Assert.ThrowsAsync<StorageException>(() => disk.Read(lba, 8));
+            Assert.Equal(StorageError.IntegrityError, e.Error);
+            Assert.Equal(lba + 2, e.Failure!.Lba);
+            Assert.Equal(CheckKind.Guard, e.Failure.Check);
+            Assert.Equal(1, (await disk.GetStats()).ReadErrors);
+            Assert.False(Scrubber.Scrub(image).Clean);
+
+            // A page loading from that sector gets the error too, never the corrupt data.
+            await page.Deactivate();
+            StorageException pe = await Assert.ThrowsAsync<StorageException>(() => page.Read(0, 4096));
+            Assert.Equal(StorageError.IntegrityError, pe.Error);
+        }
+        finally
+        {
+            FlipBit(image, offset);
+        }
+        Assert.Equal(a, await page.Read(0, 4096));
+        Assert.True(Scrubber.Scrub(image).Clean);
+    }
+
+    private static void FlipBit(string path, long offset)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+        f.Position = offset;
+        int b = f.ReadByte();
+        f.Position = offset;
+        f.WriteByte((byte)(b ^ 0x20));
+        f.Flush(true);
+    }
+}
