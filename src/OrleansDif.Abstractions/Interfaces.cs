@@ -76,3 +76,9 @@ public interface IDiskGrain : IGrainWithStringKey
 
     Task<DiskStats> GetStats();
 }
+
+/// <summary>A no-op grain call, for measuring the cluster's call ceiling.</summary>
+public interface IPingGrain : IGrainWithIntegerKey
+{
+    Task<int> Ping(int value);
+}

@@ -14,10 +14,13 @@ public static class CliApp
         var root = new RootCommand("OrleansDif: stable pages and T10 DIF on an Orleans storage cluster");
         root.Subcommands.Add(ScrubCommand.Create(stdout, stderr));
         root.Subcommands.Add(BenchCommand.Create(stdout, stderr));
+        root.Subcommands.Add(SiloCommands.CreateSilo(stdout, stderr));
+        root.Subcommands.Add(SiloCommands.CreateCluster(stdout, stderr));
+        root.Subcommands.Add(LoadCommand.Create(stdout, stderr));
         return root;
     }
 
-    public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error);
+    public static Task<int> RunAsync(string[] args) => RunAsync(args, System.Console.Out, System.Console.Error);
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -35,6 +38,21 @@ public static class CliApp
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         return await parse.InvokeAsync(config);
     }
+
+    /// <summary>How to start a silo process of this very tool (the apphost next to this assembly, or dotnet + dll).</summary>
+    public static OrleansDif.Silo.SiloCommand ThisTool()
+    {
+        string dll = typeof(CliApp).Assembly.Location;
+        string apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "orleansdif.exe" : "orleansdif");
+        return File.Exists(apphost) ? new(apphost, []) : new("dotnet", [dll]);
+    }
+
+    /// <summary>A console for Spectre output that writes to <paramref name="writer"/>.</summary>
+    public static Spectre.Console.IAnsiConsole AnsiConsoleFor(TextWriter writer) =>
+        Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(writer),
+        });
 
     /// <summary>Parses a number written in decimal or as 0x-prefixed hexadecimal.</summary>
     public static bool TryParseNumber(string? text, out ulong value)

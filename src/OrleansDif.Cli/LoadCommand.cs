@@ -1,0 +1,225 @@
+using System.CommandLine;
+using OrleansDif.LoadGenerator;
+using OrleansDif.Silo;
+using Spectre.Console;
+
+namespace OrleansDif.Cli;
+
+/// <summary><c>orleansdif load</c>: drives a cluster, measures, and verifies every acknowledged byte.</summary>
+internal static class LoadCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var config = SiloCommands.ConfigOption();
+        var set = SiloCommands.SetOption();
+        var local = new Option<bool>("--local") { Description = "Start the config's silos as child processes first, stop them at the end" };
+        var policy = new Option<string?>("--policy") { Description = "stable, bounce or unstable (default: the config volume's)" };
+        var pages = new Option<int>("--pages") { Description = "Pages of the volume the writers touch", DefaultValueFactory = _ => 256 };
+        var writers = new Option<int>("--writers") { Description = "Concurrent writers", DefaultValueFactory = _ => 8 };
+        var writeSize = new Option<string>("--write-size") { Description = "Bytes per write or store, MIN-MAX", DefaultValueFactory = _ => "512-4096" };
+        var mix = new Option<string>("--mix") { Description = "Operation mix in percent", DefaultValueFactory = _ => "write=70,store=20,read=10" };
+        var wait = new Option<bool>("--wait") { Description = "Hold writes during writeback (default: take the refusal and retry)" };
+        var fsyncEvery = new Option<int>("--fsync-every") { Description = "Each writer fsyncs after every N operations (0: only at the end)" };
+        var duration = new Option<string>("--duration") { Description = "How long, e.g. 20s, 2m", DefaultValueFactory = _ => "20s" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the workload", DefaultValueFactory = _ => 1 };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Data directory of the disk images (overrides the config)" };
+        var workload = new Option<string>("--workload") { Description = "mixed or ping (no-op grain calls: the cluster's ceiling)", DefaultValueFactory = _ => "mixed" };
+        workload.AcceptOnlyFromAmong("mixed", "ping");
+        var json = new Option<string?>("--json") { Description = "Write the report as JSON to this path" };
+        var chart = new Option<string?>("--chart") { Description = "Write throughput and p99 latency over time to this PNG" };
+        var compare = new Option<bool>("--compare") { Description = "Run the same seeded workload under stable, bounce and unstable" };
+        var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
+        {
+            config, set, local, policy, pages, writers, writeSize, mix, wait, fsyncEvery, duration, seed, dataDir, workload, json, chart, compare,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            LoadOptions options;
+            ClusterConfig cluster;
+            string[] setValues = parse.GetValue(set) ?? [];
+            try
+            {
+                var (min, max) = LoadOptions.ParseSizeRange(parse.GetValue(writeSize)!);
+                options = new LoadOptions
+                {
+                    ConfigPath = parse.GetValue(config)!,
+                    Local = parse.GetValue(local),
+                    Policy = parse.GetValue(policy) is string p ? LoadOptions.ParsePolicy(p) : null,
+                    Pages = parse.GetValue(pages),
+                    Writers = parse.GetValue(writers),
+                    WriteSizeMin = min,
+                    WriteSizeMax = max,
+                    Mix = OperationMix.Parse(parse.GetValue(mix)!),
+                    Wait = parse.GetValue(wait),
+                    FsyncEvery = parse.GetValue(fsyncEvery),
+                    Duration = LoadOptions.ParseDuration(parse.GetValue(duration)!),
+                    Seed = parse.GetValue(seed),
+                    DataDirectory = parse.GetValue(dataDir),
+                    Workload = parse.GetValue(workload) == "ping" ? Workload.Ping : Workload.Mixed,
+                    JsonPath = parse.GetValue(json),
+                    ChartPath = parse.GetValue(chart),
+                    Compare = parse.GetValue(compare),
+                };
+                options.Validate();
+                if (options.DataDirectory is not null)
+                {
+                    setValues = [.. setValues, "dataDirectory=" + Path.GetFullPath(options.DataDirectory)];
+                }
+                cluster = ClusterConfig.Load(options.ConfigPath, SiloCommands.Overrides(setValues));
+            }
+            catch (Exception e) when (e is UsageException or ConfigException)
+            {
+                await stderr.WriteLineAsync($"orleansdif load: {e.Message}");
+                return CliApp.ExitUsage;
+            }
+            return await RunAsync(options, cluster, setValues, stdout, stderr, ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(LoadOptions options, ClusterConfig cluster, string[] setValues,
+        TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        IAnsiConsole console = CliApp.AnsiConsoleFor(stdout);
+        LocalCluster? localCluster = null;
+        StreamWriter? siloLog = null;
+        try
+        {
+            if (options.Local)
+            {
+                Directory.CreateDirectory(cluster.DataPath);
+                string logPath = Path.Combine(cluster.DataPath, "silos.log");
+                siloLog = new StreamWriter(logPath, append: true) { AutoFlush = true };
+                console.MarkupLine($"starting {cluster.Silos.Count} silos (output in {Markup.Escape(logPath)})");
+                localCluster = new LocalCluster(cluster, options.ConfigPath, CliApp.ThisTool(), siloLog);
+                await localCluster.StartAsync(SiloCommands.ChildArguments(setValues), TimeSpan.FromSeconds(90), ct);
+            }
+            await using ClusterClient client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(60), ct);
+            var runner = new LoadRunner(client.Client, cluster, options);
+            WritebackPolicy[] policies = options.Compare
+                ? [WritebackPolicy.Stable, WritebackPolicy.Bounce, WritebackPolicy.Unstable]
+                : [options.Policy ?? cluster.Volumes.FirstOrDefault()?.ToVolumeConfig().Policy ?? WritebackPolicy.Stable];
+            var reports = new List<LoadReport>();
+            foreach (WritebackPolicy policy in policies)
+            {
+                VolumeConfig volume = runner.VolumeFor(policy);
+                console.MarkupLine($"[bold]{policy.ToString().ToLowerInvariant()}[/]: {options.Workload.ToString().ToLowerInvariant()} workload, {options.Writers} writers, {options.Pages} pages of {Markup.Escape(volume.Id)}, {options.Duration.TotalSeconds:F0} s");
+                Task<LoadReport> run = runner.RunAsync(policy, ct);
+                await ShowProgressAsync(console, runner, client.Client, volume, options, run);
+                reports.Add(await run);
+            }
+            console.Write(Summary(reports));
+            foreach (LoadReport r in reports)
+            {
+                foreach (string error in r.Errors.Take(10))
+                {
+                    console.MarkupLine($"[red]{r.Policy}: {Markup.Escape(error)}[/]");
+                }
+            }
+            if (options.JsonPath is not null)
+            {
+                await File.WriteAllTextAsync(options.JsonPath, LoadReport.ToJson(reports), CancellationToken.None);
+                console.MarkupLine($"report: {Markup.Escape(options.JsonPath)}");
+            }
+            if (options.ChartPath is not null)
+            {
+                ChartWriter.Write(options.ChartPath, reports);
+                console.MarkupLine($"chart: {Markup.Escape(options.ChartPath)}");
+            }
+            bool passed = reports.All(r => r.Passed);
+            console.MarkupLine(passed ? "[green]PASSED[/]: read-back exact, no guard rejections where the policy promises none"
+                                      : "[red]FAILED[/]: see the verify and rejection columns");
+            return passed ? CliApp.ExitOk : CliApp.ExitFailed;
+        }
+        catch (Exception e) when (e is ConnectionException or ConfigException or TimeoutException or InvalidOperationException or UsageException or StorageException)
+        {
+            await stderr.WriteLineAsync($"orleansdif load: {e.Message}");
+            return e is UsageException or ConfigException ? CliApp.ExitUsage : CliApp.ExitFailed;
+        }
+        finally
+        {
+            if (localCluster is not null)
+            {
+                console.MarkupLine("stopping the silos");
+                await localCluster.DisposeAsync();
+            }
+            siloLog?.Dispose();
+        }
+    }
+
+    private static async Task ShowProgressAsync(IAnsiConsole console, LoadRunner runner, IClusterClient client, VolumeConfig volume,
+        LoadOptions options, Task run)
+    {
+        IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
+        async Task<string> Line()
+        {
+            LiveCounters c = runner.Live;
+            double elapsed = runner.Clock.Elapsed.TotalSeconds;
+            string wb = "";
+            if (options.Workload == Workload.Mixed)
+            {
+                try
+                {
+                    WritebackStats s = await flusher.GetStats();
+                    wb = $" | dirty {s.DirtyPages} | disk rejections guard {s.RejectedGuard} app {s.RejectedApp} ref {s.RejectedRef}";
+                }
+                catch (Exception)
+                {
+                    wb = " | (flusher not reachable)";
+                }
+            }
+            return $"{elapsed,5:F1}s / {options.Duration.TotalSeconds:F0}s | {c.Ops / Math.Max(elapsed, 0.001),9:F0} ops/s | refused {c.Refused} | errors {c.Errors}{wb}";
+        }
+        if (console.Profile.Capabilities.Interactive && !Console.IsOutputRedirected)
+        {
+            await console.Status().StartAsync("running", async ctx =>
+            {
+                while (!run.IsCompleted)
+                {
+                    ctx.Status(Markup.Escape(await Line()));
+                    await Task.WhenAny(run, Task.Delay(1000));
+                }
+            });
+        }
+        else
+        {
+            while (!run.IsCompleted)
+            {
+                await Task.WhenAny(run, Task.Delay(5000));
+                if (!run.IsCompleted)
+                {
+                    console.WriteLine(await Line());
+                }
+            }
+        }
+    }
+
+    private static Table Summary(IReadOnlyList<LoadReport> reports)
+    {
+        var table = new Table().AddColumn("");
+        foreach (LoadReport r in reports)
+        {
+            table.AddColumn(new TableColumn(r.Policy).RightAligned());
+        }
+        void Row(string name, Func<LoadReport, string> value) => table.AddRow([name, .. reports.Select(value)]);
+        Row("silos", r => r.Silos.ToString());
+        Row("ops/s", r => r.OpsPerSecond.ToString("F0"));
+        Row("MB/s written", r => r.MbPerSecond.ToString("F2"));
+        Row("writes / stores / reads", r => $"{r.Ops.Write} / {r.Ops.Store} / {r.Ops.Read}");
+        Row("pings", r => r.Ops.Ping.ToString());
+        Row("fsyncs", r => r.Ops.Fsync.ToString());
+        Row("refused (EAGAIN)", r => r.Ops.Refused.ToString());
+        Row("write p50 / p99 ms", r => $"{r.LatencyMs.Write.P50:F2} / {r.LatencyMs.Write.P99:F2}");
+        Row("stalls: count, p99 / max ms", r => $"{r.StallMs.Count}, {r.StallMs.P99:F1} / {r.StallMs.Max:F1}");
+        Row("pages written back", r => r.Writeback.Pages.ToString());
+        Row("disk commands", r => r.Writeback.Commands.ToString());
+        Row("guard tags reused / computed", r => $"{r.Writeback.CrcReused} / {r.Writeback.CrcComputed}");
+        Row("bounce copies", r => r.Writeback.BounceCopies.ToString());
+        Row("disk rejections guard/app/ref", r => $"{r.Disk.Rejected.Guard}/{r.Disk.Rejected.App}/{r.Disk.Rejected.Ref}");
+        Row("writeback retries", r => r.Writeback.Retries.ToString());
+        Row("verify: pages / mismatched / lost", r => $"{r.Verify.Pages} / {r.Verify.Mismatched} / {r.Verify.Lost}");
+        Row("errors", r => r.Errors.Count.ToString());
+        Row("result", r => r.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
+        return table;
+    }
+}

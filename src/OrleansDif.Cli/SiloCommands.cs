@@ -1,0 +1,132 @@
+using System.CommandLine;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OrleansDif.LoadGenerator;
+using OrleansDif.Silo;
+using Spectre.Console;
+
+namespace OrleansDif.Cli;
+
+/// <summary><c>orleansdif silo</c> (one silo process) and <c>orleansdif cluster</c> (all silos of a config as child processes).</summary>
+internal static class SiloCommands
+{
+    public static Option<string> ConfigOption() => new("--config")
+    {
+        Description = "Cluster config file",
+        DefaultValueFactory = _ => "cluster-config/local.json",
+    };
+
+    public static Option<string[]> SetOption() => new("--set")
+    {
+        Description = "Override a config value, as key=value (e.g. dataDirectory=/tmp/d, silos:0:gatewayPort=31000)",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    /// <summary>The same overrides as arguments of a child silo process.</summary>
+    public static IEnumerable<string> ChildArguments(string[]? set) => (set ?? []).SelectMany(s => new[] { "--set", s });
+
+    /// <summary>"key=value" pairs as command-line configuration arguments.</summary>
+    public static string[] Overrides(string[]? set) =>
+        (set ?? []).Select(s => s.Contains('=') ? "--" + s : throw new ConfigException($"--set '{s}' is not key=value")).ToArray();
+
+    public static Command CreateSilo(TextWriter stdout, TextWriter stderr)
+    {
+        var config = ConfigOption();
+        var set = SetOption();
+        var index = new Option<int>("--silo") { Description = "Index of this silo in the config", Required = true };
+        var level = new Option<LogLevel>("--log-level") { Description = "Minimum log level", DefaultValueFactory = _ => LogLevel.Warning };
+        var command = new Command("silo", "Run one silo of the cluster config (Ctrl-C or SIGTERM stops it cleanly)") { config, index, set, level };
+        command.SetAction(async (parse, ct) =>
+        {
+            ClusterConfig cluster;
+            IHost host;
+            try
+            {
+                cluster = ClusterConfig.Load(parse.GetValue(config)!, Overrides(parse.GetValue(set)));
+                host = SiloHost.Build(cluster, parse.GetValue(index), parse.GetValue(level));
+            }
+            catch (ConfigException e)
+            {
+                await stderr.WriteLineAsync($"orleansdif silo: {e.Message}");
+                return CliApp.ExitUsage;
+            }
+            SiloConfig me = cluster.Silos[parse.GetValue(index)];
+            try
+            {
+                await host.StartAsync(ct);
+                await stdout.WriteLineAsync($"{me.Name} up: silo {me.Address}:{me.SiloPort}, gateway {me.Address}:{me.GatewayPort}, data {cluster.DataPath}");
+                await host.WaitForShutdownAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception e)
+            {
+                await stderr.WriteLineAsync($"orleansdif silo: {me.Name} failed: {e.Message}");
+                return CliApp.ExitFailed;
+            }
+            finally
+            {
+                await host.StopAsync(TimeSpan.FromSeconds(20));
+                host.Dispose();
+            }
+            await stdout.WriteLineAsync($"{me.Name} stopped");
+            return CliApp.ExitOk;
+        });
+        return command;
+    }
+
+    public static Command CreateCluster(TextWriter stdout, TextWriter stderr)
+    {
+        var config = ConfigOption();
+        var set = SetOption();
+        var command = new Command("cluster", "Start every silo of the config as a child process; Ctrl-C stops them all") { config, set };
+        command.SetAction(async (parse, ct) =>
+        {
+            IAnsiConsole console = CliApp.AnsiConsoleFor(stdout);
+            string path = parse.GetValue(config)!;
+            ClusterConfig cluster;
+            string[] overrides;
+            try
+            {
+                overrides = Overrides(parse.GetValue(set));
+                cluster = ClusterConfig.Load(path, overrides);
+            }
+            catch (ConfigException e)
+            {
+                await stderr.WriteLineAsync($"orleansdif cluster: {e.Message}");
+                return CliApp.ExitUsage;
+            }
+            await using var local = new LocalCluster(cluster, path, CliApp.ThisTool(), stdout);
+            try
+            {
+                await local.StartAsync(ChildArguments(parse.GetValue(set)), TimeSpan.FromSeconds(60), ct);
+                await using ClusterClient client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(60), ct);
+                foreach (VolumeSection v in cluster.Volumes)
+                {
+                    await client.Client.GetGrain<IVolumeGrain>(v.Id).Create(v.ToVolumeConfig());
+                }
+                var table = new Table().AddColumns("silo", "pid", "silo endpoint", "gateway");
+                for (int i = 0; i < cluster.Silos.Count; i++)
+                {
+                    SiloConfig s = cluster.Silos[i];
+                    table.AddRow(s.Name, local.Processes[i].Id.ToString(), $"{s.Address}:{s.SiloPort}", $"{s.Address}:{s.GatewayPort}");
+                }
+                console.Write(table);
+                console.MarkupLine($"cluster [green]{cluster.ClusterId}[/] formed: {await client.ActiveSilosAsync()} silos, data in {Markup.Escape(cluster.DataPath)}, volumes: {string.Join(", ", cluster.Volumes.Select(v => v.Id))}. Ctrl-C stops it.");
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception e) when (e is ConfigException or ConnectionException or TimeoutException or InvalidOperationException)
+            {
+                await stderr.WriteLineAsync($"orleansdif cluster: {e.Message}");
+                return CliApp.ExitFailed;
+            }
+            console.MarkupLine("stopping the silos");
+            return CliApp.ExitOk;
+        });
+        return command;
+    }
+}

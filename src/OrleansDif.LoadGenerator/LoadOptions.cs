@@ -1,0 +1,148 @@
+using System.Globalization;
+
+namespace OrleansDif.LoadGenerator;
+
+public enum Workload
+{
+    /// <summary>Writes, stores through writable mappings, and reads, in the proportions of the mix.</summary>
+    Mixed,
+    /// <summary>No-op grain calls: the cluster's ceiling.</summary>
+    Ping,
+}
+
+/// <summary>Bad load-generator options; the CLI exits 2 with this message.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>Proportions of the mixed workload, in percent.</summary>
+public sealed record OperationMix(int Write, int Store, int Read)
+{
+    public static readonly OperationMix Default = new(70, 20, 10);
+
+    /// <summary>Parses "write=70,store=20,read=10"; missing kinds are 0; the parts must add up to 100.</summary>
+    public static OperationMix Parse(string text)
+    {
+        int write = 0, store = 0, read = 0;
+        var seen = new HashSet<string>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string[] kv = part.Split('=', StringSplitOptions.TrimEntries);
+            if (kv.Length != 2 || !int.TryParse(kv[1], NumberStyles.None, CultureInfo.InvariantCulture, out int value))
+            {
+                throw new UsageException($"--mix: '{part}' is not kind=percent");
+            }
+            if (!seen.Add(kv[0]))
+            {
+                throw new UsageException($"--mix: '{kv[0]}' given twice");
+            }
+            switch (kv[0])
+            {
+                case "write": write = value; break;
+                case "store": store = value; break;
+                case "read": read = value; break;
+                default: throw new UsageException($"--mix: unknown kind '{kv[0]}' (write, store, read)");
+            }
+        }
+        if (write + store + read != 100)
+        {
+            throw new UsageException($"--mix: parts add up to {write + store + read}, not 100");
+        }
+        return new OperationMix(write, store, read);
+    }
+
+    public override string ToString() => $"write={Write},store={Store},read={Read}";
+}
+
+/// <summary>Everything a load run needs to know.</summary>
+public sealed record LoadOptions
+{
+    public string ConfigPath { get; init; } = "cluster-config/local.json";
+    public bool Local { get; init; }
+    /// <summary>Null: the policy of the config's volume.</summary>
+    public WritebackPolicy? Policy { get; init; }
+    public int Pages { get; init; } = 256;
+    public int Writers { get; init; } = 8;
+    public int WriteSizeMin { get; init; } = 512;
+    public int WriteSizeMax { get; init; } = 4096;
+    public OperationMix Mix { get; init; } = OperationMix.Default;
+    /// <summary>Hold writes during writeback (true) or take the refusal and retry (false).</summary>
+    public bool Wait { get; init; }
+    /// <summary>Each writer fsyncs the volume after every N of its operations; 0: never (only at the end).</summary>
+    public int FsyncEvery { get; init; }
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(20);
+    public int Seed { get; init; } = 1;
+    public string? DataDirectory { get; init; }
+    public Workload Workload { get; init; } = Workload.Mixed;
+    public string? JsonPath { get; init; }
+    public string? ChartPath { get; init; }
+    public bool Compare { get; init; }
+    /// <summary>Disks verify every tuple of a write (the default), or not (for measuring the cost of the checks).</summary>
+    public bool VerifyOnDisk { get; init; } = true;
+
+    public void Validate()
+    {
+        if (Pages is < 1 or > 1 << 20)
+        {
+            throw new UsageException($"--pages {Pages} must be 1..1048576");
+        }
+        if (Writers is < 1 or > 1024)
+        {
+            throw new UsageException($"--writers {Writers} must be 1..1024");
+        }
+        if (WriteSizeMin < 1 || WriteSizeMax > VolumeConfig.PageSize || WriteSizeMin > WriteSizeMax)
+        {
+            throw new UsageException($"--write-size {WriteSizeMin}-{WriteSizeMax} must be within 1-{VolumeConfig.PageSize}, min <= max");
+        }
+        if (FsyncEvery < 0)
+        {
+            throw new UsageException($"--fsync-every {FsyncEvery} must not be negative");
+        }
+        if (Duration <= TimeSpan.Zero || Duration > TimeSpan.FromHours(24))
+        {
+            throw new UsageException($"--duration {Duration} must be more than 0 and at most 24h");
+        }
+    }
+
+    /// <summary>Parses "20s", "2m", "500ms", "1h" or a plain number of seconds.</summary>
+    public static TimeSpan ParseDuration(string text)
+    {
+        text = text.Trim().ToLowerInvariant();
+        (string number, double scale) = text switch
+        {
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 0.001),
+            _ when text.EndsWith('s') => (text[..^1], 1.0),
+            _ when text.EndsWith('m') => (text[..^1], 60.0),
+            _ when text.EndsWith('h') => (text[..^1], 3600.0),
+            _ => (text, 1.0),
+        };
+        if (!double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double value) || value <= 0)
+        {
+            throw new UsageException($"--duration: '{text}' is not a duration such as 20s, 2m or 500ms");
+        }
+        return TimeSpan.FromSeconds(value * scale);
+    }
+
+    /// <summary>Parses "MIN-MAX" or a single size.</summary>
+    public static (int Min, int Max) ParseSizeRange(string text)
+    {
+        string[] parts = text.Split('-', StringSplitOptions.TrimEntries);
+        if (parts.Length is < 1 or > 2
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int min)
+            || !int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out int max))
+        {
+            throw new UsageException($"--write-size: '{text}' is not MIN-MAX in bytes");
+        }
+        return (min, max);
+    }
+
+    public static WritebackPolicy ParsePolicy(string text)
+    {
+        try
+        {
+            return VolumeConfig.ParsePolicy(text);
+        }
+        catch (StorageException)
+        {
+            throw new UsageException($"--policy: unknown policy '{text}' (stable, bounce or unstable)");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OrleansDif.LoadGenerator;
+
+public sealed record Percentiles(
+    [property: JsonPropertyName("p50")] double P50,
+    [property: JsonPropertyName("p99")] double P99,
+    [property: JsonPropertyName("p999")] double P999,
+    [property: JsonPropertyName("max")] double Max);
+
+public sealed record StallSummary(
+    [property: JsonPropertyName("p50")] double P50,
+    [property: JsonPropertyName("p99")] double P99,
+    [property: JsonPropertyName("max")] double Max,
+    [property: JsonPropertyName("count")] long Count);
+
+public sealed record OpCounts(
+    [property: JsonPropertyName("write")] long Write,
+    [property: JsonPropertyName("store")] long Store,
+    [property: JsonPropertyName("read")] long Read,
+    [property: JsonPropertyName("fsync")] long Fsync,
+    [property: JsonPropertyName("refused")] long Refused,
+    [property: JsonPropertyName("ping")] long Ping,
+    [property: JsonPropertyName("faults")] long Faults);
+
+public sealed record LatencyReport(
+    [property: JsonPropertyName("write")] Percentiles Write,
+    [property: JsonPropertyName("store")] Percentiles Store,
+    [property: JsonPropertyName("read")] Percentiles Read,
+    [property: JsonPropertyName("fsync")] Percentiles Fsync,
+    [property: JsonPropertyName("ping")] Percentiles Ping);
+
+public sealed record IoLatency(
+    [property: JsonPropertyName("p50")] double P50,
+    [property: JsonPropertyName("p99")] double P99);
+
+public sealed record WritebackReport(
+    [property: JsonPropertyName("pages")] long Pages,
+    [property: JsonPropertyName("commands")] long Commands,
+    [property: JsonPropertyName("crcComputed")] long CrcComputed,
+    [property: JsonPropertyName("crcReused")] long CrcReused,
+    [property: JsonPropertyName("bounceCopies")] long BounceCopies,
+    [property: JsonPropertyName("retries")] long Retries,
+    [property: JsonPropertyName("throttled")] long Throttled,
+    [property: JsonPropertyName("ioLatencyMs")] IoLatency IoLatencyMs);
+
+public sealed record Rejections(
+    [property: JsonPropertyName("guard")] long Guard,
+    [property: JsonPropertyName("app")] long App,
+    [property: JsonPropertyName("ref")] long Ref);
+
+public sealed record DiskReport(
+    [property: JsonPropertyName("sectorsWritten")] long SectorsWritten,
+    [property: JsonPropertyName("rejected")] Rejections Rejected,
+    [property: JsonPropertyName("verifyOnWrite")] bool VerifyOnWrite);
+
+public sealed record VerifyReport(
+    [property: JsonPropertyName("pages")] int Pages,
+    [property: JsonPropertyName("mismatched")] int Mismatched,
+    [property: JsonPropertyName("lost")] int Lost,
+    [property: JsonPropertyName("acknowledgedWrites")] int AcknowledgedWrites);
+
+public sealed record TimelinePoint(
+    [property: JsonPropertyName("second")] int Second,
+    [property: JsonPropertyName("ops")] long Ops,
+    [property: JsonPropertyName("p99Ms")] double P99Ms);
+
+/// <summary>The load generator's JSON report (keys fixed by the product's contract; more may be added, none renamed).</summary>
+public sealed record LoadReport
+{
+    [JsonPropertyName("policy")] public required string Policy { get; init; }
+    [JsonPropertyName("workload")] public required string Workload { get; init; }
+    [JsonPropertyName("volume")] public required string Volume { get; init; }
+    [JsonPropertyName("silos")] public required int Silos { get; init; }
+    [JsonPropertyName("writers")] public required int Writers { get; init; }
+    [JsonPropertyName("seed")] public required int Seed { get; init; }
+    [JsonPropertyName("wait")] public required bool Wait { get; init; }
+    [JsonPropertyName("durationSeconds")] public required double DurationSeconds { get; init; }
+    [JsonPropertyName("ops")] public required OpCounts Ops { get; init; }
+    [JsonPropertyName("opsPerSecond")] public required double OpsPerSecond { get; init; }
+    [JsonPropertyName("mbPerSecond")] public required double MbPerSecond { get; init; }
+    [JsonPropertyName("latencyMs")] public required LatencyReport LatencyMs { get; init; }
+    [JsonPropertyName("stallMs")] public required StallSummary StallMs { get; init; }
+    [JsonPropertyName("writeback")] public required WritebackReport Writeback { get; init; }
+    [JsonPropertyName("disk")] public required DiskReport Disk { get; init; }
+    [JsonPropertyName("verify")] public required VerifyReport Verify { get; init; }
+    [JsonPropertyName("images")] public required IReadOnlyList<string> Images { get; init; }
+    [JsonPropertyName("errors")] public required IReadOnlyList<string> Errors { get; init; }
+    [JsonPropertyName("timeline")] public required IReadOnlyList<TimelinePoint> Timeline { get; init; }
+
+    /// <summary>
+    /// The run passed: no errors, the read-back was exact, and for stable and bounce no guard rejections
+    /// (unstable is expected to show them: it is the bug).
+    /// </summary>
+    [JsonPropertyName("passed")]
+    public bool Passed => Errors.Count == 0 && Verify.Mismatched == 0 && Verify.Lost == 0
+        && (Policy == "unstable" || Workload == "ping" || Disk.Rejected.Guard == 0);
+
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
+
+    public static string ToJson(IReadOnlyList<LoadReport> reports) =>
+        reports.Count == 1 ? JsonSerializer.Serialize(reports[0], s_json) : JsonSerializer.Serialize(reports, s_json);
+}

@@ -1,0 +1,318 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using HdrHistogram;
+using OrleansDif.Silo;
+
+namespace OrleansDif.LoadGenerator;
+
+/// <summary>Counters the progress display reads while a run goes on.</summary>
+public sealed class LiveCounters
+{
+    public long Writes;
+    public long Stores;
+    public long Reads;
+    public long Fsyncs;
+    public long Pings;
+    public long Refused;
+    public long Errors;
+    public long Bytes;
+
+    public long Ops => Interlocked.Read(ref Writes) + Interlocked.Read(ref Stores) + Interlocked.Read(ref Reads)
+        + Interlocked.Read(ref Fsyncs) + Interlocked.Read(ref Pings);
+}
+
+/// <summary>
+/// Runs one workload against one volume of a connected cluster, then fsyncs, reads every touched page back
+/// (from the page cache and from the disks) and compares each byte with the client's model.
+/// </summary>
+public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, LoadOptions options)
+{
+    private const long MaxLatencyUs = 600_000_000; // 10 minutes
+
+    public LiveCounters Live { get; private set; } = new();
+
+    public Stopwatch Clock { get; private set; } = new();
+
+    public string? CurrentPolicy { get; private set; }
+
+    /// <summary>The volume a run with <paramref name="policy"/> uses: the config's first volume with that policy.</summary>
+    public VolumeConfig VolumeFor(WritebackPolicy policy)
+    {
+        if (cluster.Volumes.Count == 0)
+        {
+            throw new UsageException($"cluster config has no volume to run against");
+        }
+        VolumeConfig template = cluster.Volumes[0].ToVolumeConfig();
+        if (options.Pages > template.Pages)
+        {
+            throw new UsageException($"--pages {options.Pages} is more than volume '{template.Id}' has ({template.Pages})");
+        }
+        string suffix = policy.ToString().ToLowerInvariant() + (options.VerifyOnDisk ? "" : "-noverify");
+        return template with { Id = $"{template.Id}-{suffix}", Policy = policy, VerifyOnDisk = options.VerifyOnDisk };
+    }
+
+    public async Task<LoadReport> RunAsync(WritebackPolicy policy, CancellationToken cancellationToken)
+    {
+        Live = new LiveCounters();
+        CurrentPolicy = policy.ToString().ToLowerInvariant();
+        VolumeConfig volume = VolumeFor(policy);
+        bool ping = options.Workload == Workload.Ping;
+        var model = new ContentModel();
+        var errors = new ConcurrentQueue<string>();
+        var latency = new Dictionary<string, LongConcurrentHistogram>();
+        foreach (string kind in new[] { "write", "store", "read", "fsync", "ping" })
+        {
+            latency[kind] = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
+        }
+        var stalls = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
+        int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2;
+        var buckets = Enumerable.Range(0, seconds).Select(_ => new LongConcurrentHistogram(1, MaxLatencyUs, 2)).ToArray();
+
+        IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
+        WritebackStats wbBefore = new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        DiskStats[] diskBefore = [];
+        if (!ping)
+        {
+            await client.GetGrain<IVolumeGrain>(volume.Id).Create(volume);
+            wbBefore = await flusher.GetStats();
+            diskBefore = await DiskStatsAsync(volume);
+            // The content each page has before the run: the base of the model.
+            await ForEachAsync(Enumerable.Range(0, options.Pages), 32, async p =>
+                model.SetBase(p, await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Read(0, VolumeConfig.PageSize)));
+        }
+
+        Clock = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stop.CancelAfter(options.Duration);
+        await Task.WhenAll(Enumerable.Range(0, options.Writers).Select(w =>
+            Task.Run(() => WriterAsync(w, volume, model, latency, stalls, buckets, errors, stop.Token))));
+        double elapsed = Clock.Elapsed.TotalSeconds;
+
+        var verify = new VerifyReport(0, 0, 0, 0);
+        WritebackStats wbAfter = wbBefore;
+        DiskStats[] diskAfter = diskBefore;
+        if (!ping)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            FsyncResult final = await flusher.Fsync(0, options.Pages);
+            latency["fsync"].RecordValue(Math.Max(1, (long)Stopwatch.GetElapsedTime(t0).TotalMicroseconds));
+            Interlocked.Increment(ref Live.Fsyncs);
+            if (!final.Durable)
+            {
+                errors.Enqueue($"final fsync: {final.Error}");
+            }
+            verify = await VerifyAsync(volume, model, errors);
+            wbAfter = await flusher.GetStats();
+            diskAfter = await DiskStatsAsync(volume);
+        }
+
+        Percentiles Pct(LongConcurrentHistogram h) => h.TotalCount == 0
+            ? new Percentiles(0, 0, 0, 0)
+            : new Percentiles(Ms(h.GetValueAtPercentile(50)), Ms(h.GetValueAtPercentile(99)), Ms(h.GetValueAtPercentile(99.9)), Ms(h.GetMaxValue()));
+        long ops = Live.Ops;
+        return new LoadReport
+        {
+            Policy = CurrentPolicy,
+            Workload = ping ? "ping" : "mixed",
+            Volume = volume.Id,
+            Silos = (await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count,
+            Writers = options.Writers,
+            Seed = options.Seed,
+            Wait = options.Wait,
+            DurationSeconds = Math.Round(elapsed, 3),
+            Ops = new OpCounts(Live.Writes, Live.Stores, Live.Reads, Live.Fsyncs, Live.Refused, Live.Pings, 0),
+            OpsPerSecond = Math.Round(ops / elapsed, 1),
+            MbPerSecond = Math.Round(Live.Bytes / elapsed / 1e6, 3),
+            LatencyMs = new LatencyReport(Pct(latency["write"]), Pct(latency["store"]), Pct(latency["read"]), Pct(latency["fsync"]), Pct(latency["ping"])),
+            StallMs = stalls.TotalCount == 0
+                ? new StallSummary(0, 0, 0, 0)
+                : new StallSummary(Ms(stalls.GetValueAtPercentile(50)), Ms(stalls.GetValueAtPercentile(99)), Ms(stalls.GetMaxValue()), stalls.TotalCount),
+            Writeback = new WritebackReport(
+                wbAfter.Pages - wbBefore.Pages, wbAfter.Commands - wbBefore.Commands,
+                wbAfter.CrcComputed - wbBefore.CrcComputed, wbAfter.CrcReused - wbBefore.CrcReused,
+                wbAfter.BounceCopies - wbBefore.BounceCopies, wbAfter.Retries - wbBefore.Retries,
+                wbAfter.Throttled - wbBefore.Throttled,
+                new IoLatency(Math.Round(wbAfter.IoLatencyP50Ms, 3), Math.Round(wbAfter.IoLatencyP99Ms, 3))),
+            Disk = new DiskReport(
+                diskAfter.Sum(d => d.SectorsWritten) - diskBefore.Sum(d => d.SectorsWritten),
+                new Rejections(
+                    diskAfter.Sum(d => d.RejectedGuard) - diskBefore.Sum(d => d.RejectedGuard),
+                    diskAfter.Sum(d => d.RejectedApp) - diskBefore.Sum(d => d.RejectedApp),
+                    diskAfter.Sum(d => d.RejectedRef) - diskBefore.Sum(d => d.RejectedRef)),
+                volume.VerifyOnDisk),
+            Verify = verify,
+            Images = diskAfter.Select(d => d.ImagePath).ToList(),
+            Errors = errors.Take(50).ToList(),
+            Timeline = buckets.Select((h, i) => new TimelinePoint(i, h.TotalCount, h.TotalCount == 0 ? 0 : Ms(h.GetValueAtPercentile(99))))
+                .Where(t => t.Second < Math.Ceiling(elapsed)).ToList(),
+        };
+    }
+
+    private static double Ms(long us) => Math.Round(us / 1000.0, 3);
+
+    private async Task WriterAsync(int writer, VolumeConfig volume, ContentModel model,
+        Dictionary<string, LongConcurrentHistogram> latency, LongConcurrentHistogram stalls,
+        LongConcurrentHistogram[] buckets, ConcurrentQueue<string> errors, CancellationToken stop)
+    {
+        var rng = new Random(options.Seed * 7919 + writer);
+        var mappings = new Dictionary<int, long>();
+        int sinceFsync = 0;
+        OperationMix mix = options.Mix;
+        while (!stop.IsCancellationRequested)
+        {
+            int roll = rng.Next(100);
+            int page = rng.Next(options.Pages);
+            long start = Stopwatch.GetTimestamp();
+            string kind;
+            try
+            {
+                if (options.Workload == Workload.Ping)
+                {
+                    kind = "ping";
+                    await client.GetGrain<IPingGrain>(page).Ping(writer);
+                    Interlocked.Increment(ref Live.Pings);
+                }
+                else if (roll < mix.Write + mix.Store)
+                {
+                    bool store = roll >= mix.Write;
+                    kind = store ? "store" : "write";
+                    if (!await WriteAsync(volume, page, store, rng, mappings, model, stalls, stop))
+                    {
+                        continue; // refused until the run ended: never acknowledged, not in the model
+                    }
+                }
+                else
+                {
+                    kind = "read";
+                    int size = rng.Next(options.WriteSizeMin, options.WriteSizeMax + 1);
+                    await client.GetGrain<IPageGrain>($"{volume.Id}/{page}").Read(rng.Next(0, VolumeConfig.PageSize - size + 1), size);
+                    Interlocked.Increment(ref Live.Reads);
+                }
+                Record(kind, start, latency, buckets);
+                if (options.FsyncEvery > 0 && ++sinceFsync >= options.FsyncEvery && options.Workload != Workload.Ping)
+                {
+                    sinceFsync = 0;
+                    long t0 = Stopwatch.GetTimestamp();
+                    FsyncResult f = await client.GetGrain<IWritebackGrain>(volume.Id).Fsync(0, options.Pages);
+                    if (!f.Durable)
+                    {
+                        errors.Enqueue($"fsync: {f.Error}");
+                        Interlocked.Increment(ref Live.Errors);
+                    }
+                    Interlocked.Increment(ref Live.Fsyncs);
+                    Record("fsync", t0, latency, buckets);
+                }
+            }
+            catch (Exception e) when (!stop.IsCancellationRequested || e is not OperationCanceledException)
+            {
+                Interlocked.Increment(ref Live.Errors);
+                if (errors.Count < 100)
+                {
+                    errors.Enqueue($"writer {writer}, page {page}: {e.GetType().Name}: {e.Message}");
+                }
+            }
+        }
+    }
+
+    private void Record(string kind, long start, Dictionary<string, LongConcurrentHistogram> latency, LongConcurrentHistogram[] buckets)
+    {
+        long us = Math.Clamp((long)Stopwatch.GetElapsedTime(start).TotalMicroseconds, 1, MaxLatencyUs);
+        latency[kind].RecordValue(us);
+        int second = (int)Clock.Elapsed.TotalSeconds;
+        if (second < buckets.Length)
+        {
+            buckets[second].RecordValue(us);
+        }
+    }
+
+    /// <summary>One write or store, retried while refused (unless holding was asked for). False when the run ended first.</summary>
+    private async Task<bool> WriteAsync(VolumeConfig volume, int page, bool store, Random rng, Dictionary<int, long> mappings,
+        ContentModel model, LongConcurrentHistogram stalls, CancellationToken stop)
+    {
+        int size = rng.Next(options.WriteSizeMin, options.WriteSizeMax + 1);
+        int offset = rng.Next(0, VolumeConfig.PageSize - size + 1);
+        byte[] data = new byte[size];
+        rng.NextBytes(data);
+        IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{page}");
+        long firstRefusal = 0;
+        while (true)
+        {
+            WriteResult r;
+            if (store)
+            {
+                if (!mappings.TryGetValue(page, out long map))
+                {
+                    map = await grain.Map(writable: true);
+                    mappings[page] = map;
+                }
+                try
+                {
+                    r = await grain.Store(map, offset, data, options.Wait);
+                }
+                catch (StorageException e) when (e.Error == StorageError.UnknownMapping)
+                {
+                    mappings.Remove(page); // the page was reactivated and lost its mappings: map again
+                    continue;
+                }
+            }
+            else
+            {
+                r = await grain.Write(offset, data, options.Wait);
+            }
+            if (r.Status == WriteStatus.Ok)
+            {
+                model.Acknowledge(page, r.Version, offset, data);
+                Interlocked.Increment(ref store ? ref Live.Stores : ref Live.Writes);
+                Interlocked.Add(ref Live.Bytes, size);
+                double stallMs = firstRefusal != 0 ? Stopwatch.GetElapsedTime(firstRefusal).TotalMilliseconds : r.StallMs;
+                if (stallMs > 0)
+                {
+                    stalls.RecordValue(Math.Clamp((long)(stallMs * 1000), 1, MaxLatencyUs));
+                }
+                return true;
+            }
+            Interlocked.Increment(ref Live.Refused);
+            if (firstRefusal == 0)
+            {
+                firstRefusal = Stopwatch.GetTimestamp();
+            }
+            if (stop.IsCancellationRequested)
+            {
+                return false;
+            }
+            await Task.Delay(1, CancellationToken.None); // EAGAIN: back off a little, then try again
+        }
+    }
+
+    private async Task<VerifyReport> VerifyAsync(VolumeConfig volume, ContentModel model, ConcurrentQueue<string> errors)
+    {
+        int pages = 0, mismatched = 0, lost = 0;
+        await ForEachAsync(model.TouchedPages.ToList(), 32, async p =>
+        {
+            byte[] expected = model.Expected(p);
+            byte[] cached = await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Read(0, VolumeConfig.PageSize);
+            var (disk, lba) = volume.Locate(p);
+            DiskReadResult durable = await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").Read(lba, volume.SectorsPerPage);
+            Interlocked.Increment(ref pages);
+            if (!cached.AsSpan().SequenceEqual(expected))
+            {
+                Interlocked.Increment(ref mismatched);
+                errors.Enqueue($"verify: page {p} in the page cache differs from the acknowledged writes");
+            }
+            if (!durable.Data.AsSpan().SequenceEqual(expected))
+            {
+                Interlocked.Increment(ref lost);
+                errors.Enqueue($"verify: page {p} on disk {disk} differs from the acknowledged writes after fsync");
+            }
+        });
+        return new VerifyReport(pages, mismatched, lost, model.AcknowledgedWrites);
+    }
+
+    private async Task<DiskStats[]> DiskStatsAsync(VolumeConfig volume) =>
+        await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d => client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").GetStats()));
+
+    private static async Task ForEachAsync<T>(IEnumerable<T> items, int parallelism, Func<T, Task> body)
+    {
+        await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = parallelism }, async (item, _) => await body(item));
+    }
+}

@@ -1,0 +1,156 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+
+namespace OrleansDif.Silo;
+
+/// <summary>A malformed or missing cluster configuration; the message names the bad field.</summary>
+public sealed class ConfigException(string message) : Exception(message);
+
+/// <summary>One silo of the cluster.</summary>
+public sealed class SiloConfig
+{
+    public string Name { get; set; } = "";
+    public string Address { get; set; } = "127.0.0.1";
+    public int SiloPort { get; set; }
+    public int GatewayPort { get; set; }
+}
+
+/// <summary>A volume as written in the cluster config.</summary>
+public sealed class VolumeSection
+{
+    public string Id { get; set; } = "";
+    public int Pages { get; set; } = 1024;
+    public int SectorSize { get; set; } = 512;
+    public int PiType { get; set; } = 1;
+    public string Policy { get; set; } = "stable";
+    public int Disks { get; set; } = 3;
+    public int StripePages { get; set; } = 16;
+    public int DirtyAgeMs { get; set; } = 500;
+    public int DirtyThreshold { get; set; } = 256;
+    public int LeaseMs { get; set; } = 10_000;
+    public int UnstableDelayMs { get; set; } = 2;
+    public bool TagsAtCopyIn { get; set; } = true;
+    public bool VerifyOnDisk { get; set; } = true;
+
+    public VolumeConfig ToVolumeConfig() => new()
+    {
+        Id = Id,
+        Pages = Pages,
+        SectorSize = SectorSize,
+        PiType = PiType,
+        Policy = VolumeConfig.ParsePolicy(Policy),
+        Disks = Disks,
+        StripePages = StripePages,
+        DirtyAgeMs = DirtyAgeMs,
+        DirtyThreshold = DirtyThreshold,
+        LeaseMs = LeaseMs,
+        UnstableDelayMs = UnstableDelayMs,
+        TagsAtCopyIn = TagsAtCopyIn,
+        VerifyOnDisk = VerifyOnDisk,
+    };
+}
+
+/// <summary>
+/// The cluster: silos (address, silo and gateway ports), cluster and service ids, the data directory of the
+/// disk images, and the volumes. Loaded as .NET hosts load settings: the JSON file, then environment
+/// variables prefixed <c>ORLEANSDIF_</c> (sections joined by <c>__</c>), then command-line overrides.
+/// </summary>
+public sealed class ClusterConfig
+{
+    public string ClusterId { get; set; } = "orleansdif";
+    public string ServiceId { get; set; } = "orleansdif";
+    public string DataDirectory { get; set; } = "data";
+    public bool FaultInjection { get; set; }
+    public List<SiloConfig> Silos { get; set; } = [];
+    public List<VolumeSection> Volumes { get; set; } = [];
+
+    /// <summary>Where the file was loaded from; relative data directories are taken from there.</summary>
+    public string BaseDirectory { get; set; } = ".";
+
+    public string DataPath => Path.GetFullPath(Path.Combine(BaseDirectory, DataDirectory));
+
+    public IEnumerable<IPEndPoint> Gateways => Silos.Select(s => new IPEndPoint(IPAddress.Parse(s.Address), s.GatewayPort));
+
+    public static ClusterConfig Load(string path, IEnumerable<string>? overrides = null, bool environment = true)
+    {
+        if (!File.Exists(path))
+        {
+            throw new ConfigException($"cluster config '{path}' does not exist");
+        }
+        IConfigurationRoot root;
+        try
+        {
+            var builder = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
+            if (environment)
+            {
+                builder.AddEnvironmentVariables("ORLEANSDIF_");
+            }
+            if (overrides is not null)
+            {
+                builder.AddCommandLine(overrides.ToArray());
+            }
+            root = builder.Build();
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or JsonException)
+        {
+            throw new ConfigException($"cluster config '{path}' is not valid JSON: {e.InnerException?.Message ?? e.Message}");
+        }
+        ClusterConfig config;
+        try
+        {
+            config = root.Get<ClusterConfig>() ?? throw new ConfigException($"cluster config '{path}' is empty");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException($"cluster config '{path}': {e.Message}");
+        }
+        config.BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        config.Validate();
+        return config;
+    }
+
+    /// <summary>Checks every field; throws <see cref="ConfigException"/> naming the first bad one.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string field, string message)
+        {
+            if (!ok)
+            {
+                throw new ConfigException($"cluster config field '{field}': {message}");
+            }
+        }
+        Check(!string.IsNullOrWhiteSpace(ClusterId), "clusterId", "must not be empty");
+        Check(!string.IsNullOrWhiteSpace(ServiceId), "serviceId", "must not be empty");
+        Check(!string.IsNullOrWhiteSpace(DataDirectory), "dataDirectory", "must not be empty");
+        Check(Silos.Count is >= 1 and <= 16, "silos", $"has {Silos.Count} entries, needs 1..16");
+        var ports = new HashSet<int>();
+        for (int i = 0; i < Silos.Count; i++)
+        {
+            SiloConfig s = Silos[i];
+            Check(IPAddress.TryParse(s.Address, out _), $"silos[{i}].address", $"'{s.Address}' is not an IP address");
+            Check(s.SiloPort is > 0 and < 65536, $"silos[{i}].siloPort", $"{s.SiloPort} is not a port");
+            Check(s.GatewayPort is > 0 and < 65536, $"silos[{i}].gatewayPort", $"{s.GatewayPort} is not a port");
+            Check(ports.Add(s.SiloPort), $"silos[{i}].siloPort", $"{s.SiloPort} is used twice");
+            Check(ports.Add(s.GatewayPort), $"silos[{i}].gatewayPort", $"{s.GatewayPort} is used twice");
+            if (string.IsNullOrWhiteSpace(s.Name))
+            {
+                s.Name = $"silo{i}";
+            }
+        }
+        var ids = new HashSet<string>();
+        for (int i = 0; i < Volumes.Count; i++)
+        {
+            VolumeSection v = Volumes[i];
+            Check(ids.Add(v.Id), $"volumes[{i}].id", $"'{v.Id}' is used twice");
+            try
+            {
+                v.ToVolumeConfig().Validate();
+            }
+            catch (StorageException e)
+            {
+                throw new ConfigException($"cluster config volumes[{i}]: {e.Message}");
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace OrleansDif.Silo;
+
+/// <summary>How to start one silo process: the program and the arguments before "silo ...".</summary>
+public sealed record SiloCommand(string FileName, IReadOnlyList<string> PrefixArguments);
+
+/// <summary>
+/// The silos of a config as child processes on this machine: starts them, waits until each gateway accepts
+/// connections, and stops them (SIGTERM, so each host shuts down cleanly; SIGKILL after a grace period).
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private readonly List<Process> _processes = [];
+    private readonly ClusterConfig _config;
+    private readonly string _configPath;
+    private readonly SiloCommand _command;
+    private readonly TextWriter _log;
+
+    public LocalCluster(ClusterConfig config, string configPath, SiloCommand command, TextWriter log)
+    {
+        _config = config;
+        _configPath = Path.GetFullPath(configPath);
+        _command = command;
+        _log = log;
+    }
+
+    public IReadOnlyList<Process> Processes => _processes;
+
+    public async Task StartAsync(IEnumerable<string> overrides, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        for (int i = 0; i < _config.Silos.Count; i++)
+        {
+            SiloConfig s = _config.Silos[i];
+            if (await PortOpenAsync(s.Address, s.GatewayPort) || await PortOpenAsync(s.Address, s.SiloPort))
+            {
+                throw new ConfigException($"port {s.SiloPort} or {s.GatewayPort} of {s.Name} is in use: is a cluster already running?");
+            }
+        }
+        for (int i = 0; i < _config.Silos.Count; i++)
+        {
+            var psi = new ProcessStartInfo(_command.FileName)
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (string a in _command.PrefixArguments)
+            {
+                psi.ArgumentList.Add(a);
+            }
+            foreach (string a in new[] { "silo", "--config", _configPath, "--silo", i.ToString() })
+            {
+                psi.ArgumentList.Add(a);
+            }
+            foreach (string o in overrides)
+            {
+                psi.ArgumentList.Add(o);
+            }
+            var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start silo {i}");
+            string name = _config.Silos[i].Name;
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            _processes.Add(process);
+            if (i == 0)
+            {
+                // Development clustering: the primary must be up before the others join.
+                await WaitForPortAsync(0, timeout, cancellationToken);
+            }
+        }
+        for (int i = 1; i < _config.Silos.Count; i++)
+        {
+            await WaitForPortAsync(i, timeout, cancellationToken);
+        }
+    }
+
+    private async Task WaitForPortAsync(int index, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        SiloConfig s = _config.Silos[index];
+        var deadline = Stopwatch.StartNew();
+        while (!await PortOpenAsync(s.Address, s.GatewayPort))
+        {
+            if (_processes[index].HasExited)
+            {
+                throw new InvalidOperationException($"silo {s.Name} exited with code {_processes[index].ExitCode} before it started (see its output above)");
+            }
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"silo {s.Name} did not open its gateway {s.Address}:{s.GatewayPort} within {timeout.TotalSeconds:F0} s");
+            }
+            await Task.Delay(200, cancellationToken);
+        }
+    }
+
+    private static async Task<bool> PortOpenAsync(string address, int port)
+    {
+        using var client = new TcpClient();
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await client.ConnectAsync(address, port, cts.Token);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>SIGTERM to every silo (the primary last), then waits; SIGKILL for any still running after the grace period.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        for (int i = _processes.Count - 1; i >= 0; i--)
+        {
+            Process p = _processes[i];
+            if (!p.HasExited)
+            {
+                _ = Terminate(p.Id);
+                using var cts = new CancellationTokenSource(grace);
+                try
+                {
+                    await p.WaitForExitAsync(cts.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    p.Kill(entireProcessTree: true);
+                    await p.WaitForExitAsync();
+                }
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.FromSeconds(20));
+        foreach (Process p in _processes)
+        {
+            p.Dispose();
+        }
+        _processes.Clear();
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SysKill(int pid, int signal);
+
+    private static int Terminate(int pid) => OperatingSystem.IsWindows() ? -1 : SysKill(pid, 15);
+}

@@ -1,0 +1,48 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using OrleansDif.Grains;
+
+namespace OrleansDif.Silo;
+
+/// <summary>Builds the Generic Host of one silo of a <see cref="ClusterConfig"/>.</summary>
+public static class SiloHost
+{
+    /// <summary>
+    /// Silo <paramref name="index"/> of the config. Membership is Orleans' development clustering with silo 0
+    /// as the primary: simple, and a single point of failure (silo 0 must be up for silos to join).
+    /// </summary>
+    public static IHost Build(ClusterConfig config, int index, LogLevel logLevel = LogLevel.Warning)
+    {
+        if (index < 0 || index >= config.Silos.Count)
+        {
+            throw new ConfigException($"silo {index} is not in the config (it has {config.Silos.Count})");
+        }
+        SiloConfig me = config.Silos[index];
+        SiloConfig primary = config.Silos[0];
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            DisableDefaults = true,
+            ApplicationName = "orleansdif-" + me.Name,
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        builder.Logging.SetMinimumLevel(logLevel);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = config.ClusterId;
+                o.ServiceId = config.ServiceId;
+            });
+            var address = IPAddress.Parse(me.Address);
+            silo.ConfigureEndpoints(address, me.SiloPort, me.GatewayPort, listenOnAnyHostAddress: false);
+            silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(primary.Address), primary.SiloPort));
+            silo.Services.AddOrleansDif(config.DataPath);
+        });
+        return builder.Build();
+    }
+}
