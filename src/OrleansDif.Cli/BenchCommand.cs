@@ -40,6 +40,7 @@ internal static class BenchCommand
             return CliApp.ExitOk;
         });
         bench.Subcommands.Add(crc);
+        bench.Subcommands.Add(ClusterBenchmark.Create(stdout, stderr));
         return bench;
     }
 

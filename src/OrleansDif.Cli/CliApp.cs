@@ -48,11 +48,18 @@ public static class CliApp
     }
 
     /// <summary>A console for Spectre output that writes to <paramref name="writer"/>.</summary>
-    public static Spectre.Console.IAnsiConsole AnsiConsoleFor(TextWriter writer) =>
-        Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+    public static Spectre.Console.IAnsiConsole AnsiConsoleFor(TextWriter writer)
+    {
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
         {
             Out = new Spectre.Console.AnsiConsoleOutput(writer),
         });
+        if (!console.Profile.Capabilities.Interactive || System.Console.IsOutputRedirected)
+        {
+            console.Profile.Width = 160; // logs and pipes: no terminal width to wrap tables at
+        }
+        return console;
+    }
 
     /// <summary>Parses a number written in decimal or as 0x-prefixed hexadecimal.</summary>
     public static bool TryParseNumber(string? text, out ulong value)

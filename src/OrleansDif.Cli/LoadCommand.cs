@@ -81,21 +81,10 @@ internal static class LoadCommand
         TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
         IAnsiConsole console = CliApp.AnsiConsoleFor(stdout);
-        LocalCluster? localCluster = null;
-        StreamWriter? siloLog = null;
         try
         {
-            if (options.Local)
-            {
-                Directory.CreateDirectory(cluster.DataPath);
-                string logPath = Path.Combine(cluster.DataPath, "silos.log");
-                siloLog = new StreamWriter(logPath, append: true) { AutoFlush = true };
-                console.MarkupLine($"starting {cluster.Silos.Count} silos (output in {Markup.Escape(logPath)})");
-                localCluster = new LocalCluster(cluster, options.ConfigPath, CliApp.ThisTool(), siloLog);
-                await localCluster.StartAsync(SiloCommands.ChildArguments(setValues), TimeSpan.FromSeconds(90), ct);
-            }
-            await using ClusterClient client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(60), ct);
-            var runner = new LoadRunner(client.Client, cluster, options);
+            await using ClusterSession session = await ClusterSession.OpenAsync(cluster, options.ConfigPath, setValues, options.Local, console, ct);
+            var runner = new LoadRunner(session.Client, cluster, options);
             WritebackPolicy[] policies = options.Compare
                 ? [WritebackPolicy.Stable, WritebackPolicy.Bounce, WritebackPolicy.Unstable]
                 : [options.Policy ?? cluster.Volumes.FirstOrDefault()?.ToVolumeConfig().Policy ?? WritebackPolicy.Stable];
@@ -105,7 +94,7 @@ internal static class LoadCommand
                 VolumeConfig volume = runner.VolumeFor(policy);
                 console.MarkupLine($"[bold]{policy.ToString().ToLowerInvariant()}[/]: {options.Workload.ToString().ToLowerInvariant()} workload, {options.Writers} writers, {options.Pages} pages of {Markup.Escape(volume.Id)}, {options.Duration.TotalSeconds:F0} s");
                 Task<LoadReport> run = runner.RunAsync(policy, ct);
-                await ShowProgressAsync(console, runner, client.Client, volume, options, run);
+                await ShowProgressAsync(console, runner, session.Client, volume, options, run);
                 reports.Add(await run);
             }
             console.Write(Summary(reports));
@@ -136,18 +125,9 @@ internal static class LoadCommand
             await stderr.WriteLineAsync($"orleansdif load: {e.Message}");
             return e is UsageException or ConfigException ? CliApp.ExitUsage : CliApp.ExitFailed;
         }
-        finally
-        {
-            if (localCluster is not null)
-            {
-                console.MarkupLine("stopping the silos");
-                await localCluster.DisposeAsync();
-            }
-            siloLog?.Dispose();
-        }
     }
 
-    private static async Task ShowProgressAsync(IAnsiConsole console, LoadRunner runner, IClusterClient client, VolumeConfig volume,
+    internal static async Task ShowProgressAsync(IAnsiConsole console, LoadRunner runner, IClusterClient client, VolumeConfig volume,
         LoadOptions options, Task run)
     {
         IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
@@ -194,7 +174,7 @@ internal static class LoadCommand
         }
     }
 
-    private static Table Summary(IReadOnlyList<LoadReport> reports)
+    internal static Table Summary(IReadOnlyList<LoadReport> reports)
     {
         var table = new Table().AddColumn("");
         foreach (LoadReport r in reports)

@@ -144,7 +144,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             Images = diskAfter.Select(d => d.ImagePath).ToList(),
             Errors = errors.Take(50).ToList(),
             Timeline = buckets.Select((h, i) => new TimelinePoint(i, h.TotalCount, h.TotalCount == 0 ? 0 : Ms(h.GetValueAtPercentile(99))))
-                .Where(t => t.Second < Math.Ceiling(elapsed)).ToList(),
+                .Where(t => t.Second < (int)elapsed).ToList(), // whole seconds only
         };
     }
 
