@@ -17,13 +17,14 @@ internal static class ClusterBenchmark
         var config = SiloCommands.ConfigOption();
         var set = SiloCommands.SetOption();
         var local = new Option<bool>("--local") { Description = "Start the config's silos as child processes first" };
-        var duration = new Option<string>("--duration") { Description = "Length of each of the three runs", DefaultValueFactory = _ => "10s" };
+        var duration = new Option<string>("--duration") { Description = "Length of each run", DefaultValueFactory = _ => "5s" };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds of the three runs, order rotated each round; medians reported", DefaultValueFactory = _ => 3 };
         var writers = new Option<int>("--writers") { Description = "Concurrent callers", DefaultValueFactory = _ => 32 };
         var pages = new Option<int>("--pages") { Description = "Pages (and ping grains) the callers spread over", DefaultValueFactory = _ => 256 };
         var json = new Option<string?>("--json") { Description = "Write the three reports and the ratios as JSON to this path" };
         var command = new Command("cluster", "Grain-call ceiling vs stable 4 KiB writes vs writes without disk PI checks, one cluster, one run")
         {
-            config, set, local, duration, writers, pages, json,
+            config, set, local, duration, rounds, writers, pages, json,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -45,6 +46,10 @@ internal static class ClusterBenchmark
                     Wait = true,
                 };
                 baseOptions.Validate();
+                if (parse.GetValue(rounds) is < 1 or > 100)
+                {
+                    throw new UsageException("--rounds must be 1..100");
+                }
                 cluster = ClusterConfig.Load(baseOptions.ConfigPath, SiloCommands.Overrides(setValues));
             }
             catch (Exception e) when (e is UsageException or ConfigException)
@@ -61,34 +66,43 @@ internal static class ClusterBenchmark
                     ("stable 4 KiB writes", baseOptions),
                     ("stable 4 KiB writes, disk PI checks off", baseOptions with { VerifyOnDisk = false }),
                 };
-                var reports = new List<LoadReport>();
-                foreach (var (name, options) in runs)
+                int roundCount = parse.GetValue(rounds);
+                var all = runs.Select(_ => new List<LoadReport>()).ToArray();
+                for (int round = 0; round < roundCount; round++)
                 {
-                    console.MarkupLine($"[bold]{name}[/]: {options.Writers} callers, {options.Duration.TotalSeconds:F0} s");
-                    var runner = new LoadRunner(session.Client, cluster, options);
-                    VolumeConfig volume = runner.VolumeFor(WritebackPolicy.Stable);
-                    Task<LoadReport> run = runner.RunAsync(WritebackPolicy.Stable, ct);
-                    await LoadCommand.ShowProgressAsync(console, runner, session.Client, volume, options, run);
-                    reports.Add(await run);
+                    for (int k = 0; k < runs.Length; k++)
+                    {
+                        int i = (k + round) % runs.Length; // rotate the order: no run always goes first or last
+                        var (name, options) = runs[i];
+                        console.MarkupLine($"round {round + 1}/{roundCount} [bold]{name}[/]: {options.Writers} callers, {options.Duration.TotalSeconds:F0} s");
+                        var runner = new LoadRunner(session.Client, cluster, options);
+                        VolumeConfig volume = runner.VolumeFor(WritebackPolicy.Stable);
+                        Task<LoadReport> run = runner.RunAsync(WritebackPolicy.Stable, ct);
+                        await LoadCommand.ShowProgressAsync(console, runner, session.Client, volume, options, run);
+                        all[i].Add(await run);
+                    }
                 }
+                // The round with the median throughput stands for each run.
+                var reports = all.Select(list => list.OrderBy(r => r.OpsPerSecond).ElementAt(list.Count / 2)).ToList();
                 double writeVsPing = reports[1].OpsPerSecond / reports[0].OpsPerSecond;
                 double checksOnVsOff = reports[1].OpsPerSecond / reports[2].OpsPerSecond;
-                var table = new Table().AddColumns("run", "ops/s", "p50 ms", "p99 ms", "verify");
+                var table = new Table().AddColumns("run", "ops/s (median)", "all rounds", "p50 ms", "p99 ms", "verify");
                 for (int i = 0; i < runs.Length; i++)
                 {
                     LoadReport r = reports[i];
                     Percentiles lat = i == 0 ? r.LatencyMs.Ping : r.LatencyMs.Write;
-                    table.AddRow(runs[i].Name, r.OpsPerSecond.ToString("F0"), lat.P50.ToString("F2"), lat.P99.ToString("F2"),
-                        i == 0 ? "-" : $"{r.Verify.Pages} pages, {r.Verify.Mismatched} mismatched, {r.Verify.Lost} lost");
+                    table.AddRow(runs[i].Name, r.OpsPerSecond.ToString("F0"), string.Join(" ", all[i].Select(x => x.OpsPerSecond.ToString("F0"))),
+                        lat.P50.ToString("F2"), lat.P99.ToString("F2"),
+                        i == 0 ? "-" : $"{all[i].Sum(x => x.Verify.Pages)} pages, {all[i].Sum(x => x.Verify.Mismatched)} mismatched, {all[i].Sum(x => x.Verify.Lost)} lost");
                 }
                 console.Write(table);
                 console.MarkupLine($"stable writes / ping = [bold]{writeVsPing:F2}[/]; PI checks on / off = [bold]{checksOnVsOff:F2}[/]");
                 if (parse.GetValue(json) is string path)
                 {
-                    var doc = new { writeVsPing = Math.Round(writeVsPing, 3), checksOnVsOff = Math.Round(checksOnVsOff, 3), runs = reports };
+                    var doc = new { writeVsPing = Math.Round(writeVsPing, 3), checksOnVsOff = Math.Round(checksOnVsOff, 3), rounds = roundCount, medians = reports, all = all };
                     await File.WriteAllTextAsync(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }), CancellationToken.None);
                 }
-                return reports.All(r => r.Passed) ? CliApp.ExitOk : CliApp.ExitFailed;
+                return all.SelectMany(l => l).All(r => r.Passed) ? CliApp.ExitOk : CliApp.ExitFailed;
             }
             catch (Exception e) when (e is ConnectionException or ConfigException or TimeoutException or InvalidOperationException or StorageException)
             {

@@ -139,9 +139,15 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWri
         {
             long now = Stopwatch.GetTimestamp();
             TimeSpan age = TimeSpan.FromMilliseconds(_config!.DirtyAgeMs);
-            var aged = _dirty.Where(kv => Stopwatch.GetElapsedTime(kv.Value, now) >= age && !_inFlight.ContainsKey(kv.Key))
-                .Select(kv => kv.Key).ToList();
-            await Flush(aged);
+            var units = _dirty.Where(kv => Stopwatch.GetElapsedTime(kv.Value, now) >= age && !_inFlight.ContainsKey(kv.Key))
+                .Select(kv => kv.Key / _config.StripePages).ToHashSet();
+            if (units.Count == 0)
+            {
+                return;
+            }
+            // Cluster, as write_cache_pages does: with an aged page go the dirty pages contiguous with it on its
+            // disk (its stripe unit), so one command carries them all instead of one command per page.
+            await Flush(_dirty.Keys.Where(p => units.Contains(p / _config.StripePages)).ToList());
         }
         catch (Exception e)
         {

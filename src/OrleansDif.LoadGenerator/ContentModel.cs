@@ -3,22 +3,37 @@ using System.Collections.Concurrent;
 namespace OrleansDif.LoadGenerator;
 
 /// <summary>
-/// The client's own model of the acknowledged writes: per page the content it had when the run began and every
-/// acknowledged write or store with the version the page grain gave it. The expected content of a page is the
-/// base with the writes applied in version order, which is the order the page applied them in.
+/// The client's own model of the acknowledged writes. Per page: the content and version it had when the run
+/// began, then every acknowledged write or store with the version the page grain gave it. A page bumps its
+/// version by one per applied write, so writes are folded into the content as soon as the versions before
+/// them are known (memory stays flat however long the run); out-of-order acknowledgements wait in a small
+/// pending set. The expected content is the base with every write applied in version order.
 /// </summary>
 public sealed class ContentModel
 {
-    private readonly ConcurrentDictionary<int, byte[]> _base = new();
-    private readonly ConcurrentDictionary<int, List<(long Version, int Offset, byte[] Data)>> _writes = new();
+    private readonly ConcurrentDictionary<int, PageModel> _pages = new();
 
-    public void SetBase(int page, byte[] content)
+    private sealed class PageModel
+    {
+        public byte[] Content = new byte[VolumeConfig.PageSize];
+        public long Applied;
+        public readonly SortedDictionary<long, (int Offset, byte[] Data)> Pending = [];
+        public int Acknowledged;
+    }
+
+    /// <summary>The page's content and version before the run.</summary>
+    public void SetBase(int page, byte[] content, long version)
     {
         if (content.Length != VolumeConfig.PageSize)
         {
             throw new ArgumentException($"page content must be {VolumeConfig.PageSize} bytes", nameof(content));
         }
-        _base[page] = content;
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            model.Content = (byte[])content.Clone();
+            model.Applied = version;
+        }
     }
 
     /// <summary>Records an acknowledged write. Two writes with one version on one page is a broken page grain.</summary>
@@ -28,40 +43,44 @@ public sealed class ContentModel
         {
             throw new ArgumentOutOfRangeException(nameof(offset), $"write of {data.Length} bytes at {offset} is outside a page");
         }
-        List<(long, int, byte[])> list = _writes.GetOrAdd(page, _ => []);
-        lock (list)
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
         {
-            list.Add((version, offset, data));
+            if (version <= model.Applied || !model.Pending.TryAdd(version, (offset, data)))
+            {
+                throw new InvalidOperationException($"page {page}: version {version} acknowledged twice");
+            }
+            model.Acknowledged++;
+            while (model.Pending.Remove(model.Applied + 1, out var next))
+            {
+                next.Data.CopyTo(model.Content, next.Offset);
+                model.Applied++;
+            }
         }
     }
 
-    public IEnumerable<int> TouchedPages => _writes.Keys.OrderBy(p => p);
+    public IEnumerable<int> TouchedPages => _pages.Where(kv => kv.Value.Acknowledged > 0).Select(kv => kv.Key).OrderBy(p => p);
 
-    public int AcknowledgedWrites => _writes.Values.Sum(l => { lock (l) { return l.Count; } });
+    public int AcknowledgedWrites => _pages.Values.Sum(m => { lock (m) { return m.Acknowledged; } });
+
+    /// <summary>Writes still waiting for an earlier version (a write whose acknowledgement never came leaves a gap).</summary>
+    public int PendingWrites => _pages.Values.Sum(m => { lock (m) { return m.Pending.Count; } });
 
     /// <summary>The content page <paramref name="page"/> must have once every acknowledged write is applied.</summary>
     public byte[] Expected(int page)
     {
-        byte[] content = _base.TryGetValue(page, out byte[]? b) ? (byte[])b.Clone() : new byte[VolumeConfig.PageSize];
-        if (_writes.TryGetValue(page, out var list))
+        if (!_pages.TryGetValue(page, out PageModel? model))
         {
-            (long Version, int Offset, byte[] Data)[] ordered;
-            lock (list)
-            {
-                ordered = list.OrderBy(w => w.Version).ToArray();
-            }
-            for (int i = 1; i < ordered.Length; i++)
-            {
-                if (ordered[i].Version == ordered[i - 1].Version)
-                {
-                    throw new InvalidOperationException($"page {page}: two acknowledged writes carry version {ordered[i].Version}");
-                }
-            }
-            foreach (var w in ordered)
-            {
-                w.Data.CopyTo(content, w.Offset);
-            }
+            return new byte[VolumeConfig.PageSize];
         }
-        return content;
+        lock (model)
+        {
+            byte[] content = (byte[])model.Content.Clone();
+            foreach (var (offset, data) in model.Pending.Values)
+            {
+                data.CopyTo(content, offset);
+            }
+            return content;
+        }
     }
 }

@@ -78,7 +78,11 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             diskBefore = await DiskStatsAsync(volume);
             // The content each page has before the run: the base of the model.
             await ForEachAsync(Enumerable.Range(0, options.Pages), 32, async p =>
-                model.SetBase(p, await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Read(0, VolumeConfig.PageSize)));
+            {
+                IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
+                byte[] content = await grain.Read(0, VolumeConfig.PageSize);
+                model.SetBase(p, content, (await grain.GetInfo()).Version);
+            });
         }
 
         Clock = Stopwatch.StartNew();
