@@ -29,7 +29,8 @@ internal sealed class ClusterSession : IAsyncDisposable
                 session._local = new LocalCluster(cluster, configPath, CliApp.ThisTool(), session._siloLog);
                 await session._local.StartAsync(SiloCommands.ChildArguments(setValues), TimeSpan.FromSeconds(90), ct);
             }
-            session._client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(60), ct);
+            // Silos we just started may take a while to join; a cluster that should already be up gets 10 s.
+            session._client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(local ? 60 : 10), ct);
             return session;
         }
         catch

@@ -31,13 +31,26 @@ public sealed class ClusterClient : IAsyncDisposable
                 o.ServiceId = config.ServiceId;
             });
             client.UseStaticClustering(config.Gateways.ToArray());
+            // Silos may still be starting: retry for a while, then give up with a clear message.
+            var giveUp = DateTime.UtcNow + timeout;
+            client.UseConnectionRetryFilter(async (_, ct) =>
+            {
+                if (DateTime.UtcNow > giveUp)
+                {
+                    return false;
+                }
+                await Task.Delay(500, ct);
+                return true;
+            });
         });
         IHost host = builder.Build();
         try
         {
-            await host.StartAsync(cancellationToken);
+            using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connectTimeout.CancelAfter(timeout + TimeSpan.FromSeconds(10));
+            await host.StartAsync(connectTimeout.Token);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             host.Dispose();
             string gateways = string.Join(", ", config.Gateways);

@@ -66,7 +66,7 @@ public sealed class ClusterConfig
     public List<VolumeSection> Volumes { get; set; } = [];
 
     /// <summary>Where the file was loaded from; relative data directories are taken from there.</summary>
-    public string BaseDirectory { get; set; } = ".";
+    public string BaseDirectory { get; internal set; } = ".";
 
     public string DataPath => Path.GetFullPath(Path.Combine(BaseDirectory, DataDirectory));
 
@@ -96,18 +96,56 @@ public sealed class ClusterConfig
         {
             throw new ConfigException($"cluster config '{path}' is not valid JSON: {e.InnerException?.Message ?? e.Message}");
         }
-        ClusterConfig config;
-        try
-        {
-            config = root.Get<ClusterConfig>() ?? throw new ConfigException($"cluster config '{path}' is empty");
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new ConfigException($"cluster config '{path}': {e.Message}");
-        }
+        var config = new ClusterConfig();
+        BindStrict(root, config, "");
         config.BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         config.Validate();
         return config;
+    }
+
+    /// <summary>
+    /// Binds configuration onto <paramref name="target"/>: every key must name a field, every value must convert.
+    /// (The stock binder skips a list element it cannot bind and takes a misspelt key for absent.)
+    /// </summary>
+    private static void BindStrict(IConfiguration section, object target, string path)
+    {
+        var properties = target.GetType().GetProperties()
+            .Where(p => p.SetMethod?.IsPublic == true)
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        foreach (IConfigurationSection child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property))
+            {
+                throw new ConfigException($"cluster config field '{path}{child.Key}': unknown field");
+            }
+            string field = path + char.ToLowerInvariant(property.Name[0]) + property.Name[1..];
+            Type type = property.PropertyType;
+            if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
+            {
+                var list = (System.Collections.IList)Activator.CreateInstance(type)!;
+                var items = child.GetChildren().ToList();
+                for (int i = 0; i < items.Count; i++)
+                {
+                    IConfigurationSection item = items.FirstOrDefault(x => x.Key == i.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                        ?? throw new ConfigException($"cluster config field '{field}': expected a list");
+                    object element = Activator.CreateInstance(type.GetGenericArguments()[0])!;
+                    BindStrict(item, element, $"{field}[{i}].");
+                    list.Add(element);
+                }
+                property.SetValue(target, list);
+                continue;
+            }
+            string? text = child.Value;
+            if (text is null && child.GetChildren().Any())
+            {
+                throw new ConfigException($"cluster config field '{field}': expected a value, found an object");
+            }
+            object? value = type == typeof(string) ? text
+                : type == typeof(int) && int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
+                : type == typeof(bool) && bool.TryParse(text, out bool b) ? b
+                : throw new ConfigException($"cluster config field '{field}': '{text}' is not a {(type == typeof(int) ? "whole number" : type == typeof(bool) ? "true/false" : type.Name)}");
+            property.SetValue(target, value);
+        }
     }
 
     /// <summary>Checks every field; throws <see cref="ConfigException"/> naming the first bad one.</summary>

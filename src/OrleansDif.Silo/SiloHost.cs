@@ -30,6 +30,8 @@ public static class SiloHost
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         builder.Logging.SetMinimumLevel(logLevel);
+        // Orleans warns at every start that server GC is off; with several silos sharing a few cores that is the intent.
+        builder.Logging.AddFilter("Orleans.Runtime.Silo", level => level >= LogLevel.Error || level >= logLevel && logLevel < LogLevel.Warning);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.UseOrleans(silo =>
         {

@@ -1,0 +1,86 @@
+namespace OrleansDif.LoadGenerator.Tests;
+
+public class ContentModelTests
+{
+    private static byte[] Page(byte fill)
+    {
+        byte[] b = new byte[VolumeConfig.PageSize];
+        Array.Fill(b, fill);
+        return b;
+    }
+
+    [Fact]
+    public void WritesApplyInVersionOrderWhateverOrderTheyAreAcknowledgedIn()
+    {
+        var model = new ContentModel();
+        model.SetBase(3, Page(0xAA), version: 10);
+        model.Acknowledge(3, 13, 0, [3, 3, 3]);
+        model.Acknowledge(3, 11, 0, [1, 1, 1, 1]);
+        model.Acknowledge(3, 12, 1, [2]);
+        byte[] want = Page(0xAA);
+        want[0] = 3; want[1] = 3; want[2] = 3; want[3] = 1;
+        Assert.Equal(want, model.Expected(3));
+        Assert.Equal(0, model.PendingWrites);
+        Assert.Equal(3, model.AcknowledgedWrites);
+        Assert.Equal([3], model.TouchedPages);
+    }
+
+    [Fact]
+    public void AGapKeepsLaterWritesPendingButTheyStillCount()
+    {
+        var model = new ContentModel();
+        model.SetBase(0, Page(0), version: 0);
+        model.Acknowledge(0, 2, 10, [9]);   // version 1 never acknowledged (a call that failed)
+        Assert.Equal(1, model.PendingWrites);
+        Assert.Equal(9, model.Expected(0)[10]);
+    }
+
+    [Fact]
+    public void TheSameVersionTwiceIsABrokenPage()
+    {
+        var model = new ContentModel();
+        model.SetBase(0, Page(0), version: 5);
+        model.Acknowledge(0, 6, 0, [1]);
+        Assert.Throws<InvalidOperationException>(() => model.Acknowledge(0, 6, 0, [2]));
+        Assert.Throws<InvalidOperationException>(() => model.Acknowledge(0, 4, 0, [2]));
+        model.Acknowledge(0, 8, 0, [3]);
+        Assert.Throws<InvalidOperationException>(() => model.Acknowledge(0, 8, 0, [4]));
+    }
+
+    [Fact]
+    public void UntouchedPagesAreZeroAndBadWritesAreRefused()
+    {
+        var model = new ContentModel();
+        Assert.Equal(new byte[VolumeConfig.PageSize], model.Expected(42));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Acknowledge(0, 1, 4095, [1, 2]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.Acknowledge(0, 1, 0, []));
+        Assert.Throws<ArgumentException>(() => model.SetBase(0, new byte[10], 0));
+    }
+
+    [Fact]
+    public void RandomInterleavingsMatchAPlainReplay()
+    {
+        var rng = new Random(5);
+        var model = new ContentModel();
+        byte[] replay = Page(0);
+        model.SetBase(1, replay, 0);
+        var writes = Enumerable.Range(1, 500).Select(v =>
+        {
+            int len = rng.Next(1, 300);
+            byte[] data = new byte[len];
+            rng.NextBytes(data);
+            return (Version: (long)v, Offset: rng.Next(0, VolumeConfig.PageSize - len + 1), Data: data);
+        }).ToList();
+        foreach (var w in writes)
+        {
+            w.Data.CopyTo(replay, w.Offset);
+        }
+        // Acknowledge in a shuffled order, as concurrent writers would.
+        foreach (var w in writes.OrderBy(_ => rng.Next()))
+        {
+            model.Acknowledge(1, w.Version, w.Offset, w.Data);
+        }
+        Assert.Equal(replay, model.Expected(1));
+        Assert.Equal(0, model.PendingWrites);
+    }
+}

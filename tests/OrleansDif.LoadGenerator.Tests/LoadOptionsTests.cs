@@ -1,0 +1,58 @@
+namespace OrleansDif.LoadGenerator.Tests;
+
+public class LoadOptionsTests
+{
+    [Theory]
+    [InlineData("write=70,store=20,read=10", 70, 20, 10)]
+    [InlineData("write=100", 100, 0, 0)]
+    [InlineData(" read=50 , write=50 ", 50, 0, 50)]
+    public void MixParses(string text, int write, int store, int read) =>
+        Assert.Equal(new OperationMix(write, store, read), OperationMix.Parse(text));
+
+    [Theory]
+    [InlineData("write=70,store=20")]
+    [InlineData("write=70,store=20,read=10,read=0")]
+    [InlineData("write=seventy,store=30")]
+    [InlineData("write=-10,store=110")]
+    [InlineData("trim=100")]
+    [InlineData("")]
+    public void BadMixIsAUsageError(string text) => Assert.Throws<UsageException>(() => OperationMix.Parse(text));
+
+    [Theory]
+    [InlineData("20s", 20)]
+    [InlineData("2m", 120)]
+    [InlineData("500ms", 0.5)]
+    [InlineData("1h", 3600)]
+    [InlineData("7", 7)]
+    [InlineData("1.5s", 1.5)]
+    public void DurationsParse(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), LoadOptions.ParseDuration(text));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("s")]
+    [InlineData("-3s")]
+    [InlineData("0s")]
+    [InlineData("ten seconds")]
+    public void BadDurationsAreUsageErrors(string text) => Assert.Throws<UsageException>(() => LoadOptions.ParseDuration(text));
+
+    [Fact]
+    public void SizeRangesParseAndValidate()
+    {
+        Assert.Equal((512, 4096), LoadOptions.ParseSizeRange("512-4096"));
+        Assert.Equal((100, 100), LoadOptions.ParseSizeRange("100"));
+        Assert.Throws<UsageException>(() => LoadOptions.ParseSizeRange("a-b"));
+        Assert.Throws<UsageException>(() => new LoadOptions { WriteSizeMin = 10, WriteSizeMax = 5 }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { WriteSizeMax = 4097 }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { Writers = 0 }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { Duration = TimeSpan.Zero }.Validate());
+        new LoadOptions().Validate();
+    }
+
+    [Fact]
+    public void PoliciesParse()
+    {
+        Assert.Equal(WritebackPolicy.Bounce, LoadOptions.ParsePolicy("Bounce"));
+        Assert.Throws<UsageException>(() => LoadOptions.ParsePolicy("sometimes"));
+    }
+}
