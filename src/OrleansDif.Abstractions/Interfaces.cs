@@ -75,6 +75,12 @@ public interface IDiskGrain : IGrainWithStringKey
     Task<DiskReadResult> Read(long lba, int sectors);
 
     Task<DiskStats> GetStats();
+
+    /// <summary>
+    /// Turns verification of written tuples on or off at run time (the volume's <see cref="VolumeConfig.VerifyOnDisk"/>
+    /// is the initial setting). Off exists to measure what the checks cost; reads always verify.
+    /// </summary>
+    Task SetVerifyOnWrite(bool enabled);
 }
 
 /// <summary>A no-op grain call, for measuring the cluster's call ceiling.</summary>

@@ -49,7 +49,8 @@ public sealed record DiskStats(
     [property: Id(5)] long ReadErrors,
     [property: Id(6)] long Commands,
     [property: Id(7)] string ImagePath,
-    [property: Id(8)] string Silo);
+    [property: Id(8)] string Silo,
+    [property: Id(9)] double VerifyMs);
 
 /// <summary>Page states of the page cache.</summary>
 public enum PageState

@@ -97,6 +97,10 @@ internal static class ClusterBenchmark
                 }
                 console.Write(table);
                 console.MarkupLine($"stable writes / ping = [bold]{writeVsPing:F2}[/]; PI checks on / off = [bold]{checksOnVsOff:F2}[/]");
+                LoadReport checkedRun = reports[1];
+                double verifyShare = checkedRun.Disk.VerifyMs / (checkedRun.DurationSeconds * 1000);
+                console.MarkupLine($"disk PI checks of the median checked run: {checkedRun.Disk.VerifyMs:F1} ms of CPU for {checkedRun.Disk.SectorsWritten} sectors "
+                    + $"({checkedRun.Disk.VerifyMs * 1e6 / Math.Max(1, checkedRun.Disk.SectorsWritten):F0} ns a sector, {verifyShare:P2} of one core over the run)");
                 if (parse.GetValue(json) is string path)
                 {
                     var doc = new { writeVsPing = Math.Round(writeVsPing, 3), checksOnVsOff = Math.Round(checksOnVsOff, 3), rounds = roundCount, medians = reports, all = all };

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Orleans.Placement;
 using OrleansDif.Protection;
 
 namespace OrleansDif.Grains;
@@ -8,15 +7,17 @@ namespace OrleansDif.Grains;
 /// <summary>
 /// An emulated DIF-formatted disk: sectors of data + 8-byte PI tuple in a disk image. Every tuple of a write is
 /// verified before anything is persisted; one failing sector rejects the whole command. Reads verify the
-/// stored tuples and never return corrupt data as good. Disks are placed on silos by hash of their key,
-/// which spreads a volume's disks over the cluster.
+/// stored tuples and never return corrupt data as good. A volume's disks are spread over the silos
+/// (<see cref="DiskSpreadPlacement"/>).
 /// </summary>
-[HashBasedPlacement]
+[DiskSpreadPlacement]
 public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrain> logger) : Grain, IDiskGrain
 {
     private DiskImage? _image;
     private VolumeConfig? _config;
     private ProtectionScheme? _verify;
+    private bool _verifyOnWrite = true;
+    private long _verifyTicks;
     private long _sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands;
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -43,9 +44,16 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
         DiskImage image = _image!;
         int count = CheckCommand(lba, data?.Length ?? 0, pi?.Length ?? 0);
         _commands++;
-        if (_config!.VerifyOnDisk && _verify!.Verify(data, pi, lba) is PiError error)
+        PiError? error = null;
+        if (_verifyOnWrite)
         {
-            ProtectionFailure failure = GrainHelpers.ToFailure(error);
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            error = _verify!.Verify(data, pi, lba);
+            _verifyTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
+        if (error is PiError failed)
+        {
+            ProtectionFailure failure = GrainHelpers.ToFailure(failed);
             switch (failure.Check)
             {
                 case CheckKind.Guard: _rejectedGuard++; break;
@@ -101,7 +109,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
     {
         await EnsureOpen();
         return new DiskStats(_sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands,
-            _image!.Path, RuntimeIdentity);
+            _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
     }
 
     private async Task EnsureOpen()
@@ -142,6 +150,13 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
         _image = image;
         _config = config;
         _verify = GrainHelpers.Scheme(config);
+        _verifyOnWrite = config.VerifyOnDisk;
+    }
+
+    public async Task SetVerifyOnWrite(bool enabled)
+    {
+        await EnsureOpen();
+        _verifyOnWrite = enabled;
     }
 
     private int CheckCommand(long lba, int dataLength, int piLength)

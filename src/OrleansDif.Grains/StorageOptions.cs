@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Hosting;
 
 namespace OrleansDif.Grains;
 
@@ -19,6 +20,7 @@ public static class ServiceCollectionExtensions
     {
         Directory.CreateDirectory(Path.Combine(dataDirectory, "volumes"));
         services.Configure<StorageOptions>(o => o.DataDirectory = Path.GetFullPath(dataDirectory));
+        services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
         return services;
     }
 }

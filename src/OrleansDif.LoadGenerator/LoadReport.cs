@@ -53,7 +53,8 @@ public sealed record Rejections(
 public sealed record DiskReport(
     [property: JsonPropertyName("sectorsWritten")] long SectorsWritten,
     [property: JsonPropertyName("rejected")] Rejections Rejected,
-    [property: JsonPropertyName("verifyOnWrite")] bool VerifyOnWrite);
+    [property: JsonPropertyName("verifyOnWrite")] bool VerifyOnWrite,
+    [property: JsonPropertyName("verifyMs")] double VerifyMs);
 
 public sealed record VerifyReport(
     [property: JsonPropertyName("pages")] int Pages,

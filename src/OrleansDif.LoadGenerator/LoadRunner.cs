@@ -47,8 +47,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         {
             throw new UsageException($"--pages {options.Pages} is more than volume '{template.Id}' has ({template.Pages})");
         }
-        string suffix = policy.ToString().ToLowerInvariant() + (options.VerifyOnDisk ? "" : "-noverify");
-        return template with { Id = $"{template.Id}-{suffix}", Policy = policy, VerifyOnDisk = options.VerifyOnDisk };
+        return template with { Id = $"{template.Id}-{policy.ToString().ToLowerInvariant()}", Policy = policy };
     }
 
     public async Task<LoadReport> RunAsync(WritebackPolicy policy, CancellationToken cancellationToken)
@@ -74,6 +73,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         if (!ping)
         {
             await client.GetGrain<IVolumeGrain>(volume.Id).Create(volume);
+            // Same volume, same placement, checks on or off: the only difference between two runs is the checks.
+            await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
+                client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk)));
             wbBefore = await flusher.GetStats();
             diskBefore = await DiskStatsAsync(volume);
             // The content each page has before the run: the base of the model.
@@ -110,6 +112,11 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             verify = await VerifyAsync(volume, model, errors);
             wbAfter = await flusher.GetStats();
             diskAfter = await DiskStatsAsync(volume);
+            if (!options.VerifyOnDisk)
+            {
+                await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
+                    client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(volume.VerifyOnDisk)));
+            }
         }
 
         Percentiles Pct(LongConcurrentHistogram h) => h.TotalCount == 0
@@ -145,7 +152,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     diskAfter.Sum(d => d.RejectedGuard) - diskBefore.Sum(d => d.RejectedGuard),
                     diskAfter.Sum(d => d.RejectedApp) - diskBefore.Sum(d => d.RejectedApp),
                     diskAfter.Sum(d => d.RejectedRef) - diskBefore.Sum(d => d.RejectedRef)),
-                volume.VerifyOnDisk),
+                options.VerifyOnDisk && volume.VerifyOnDisk,
+                Math.Round(diskAfter.Sum(d => d.VerifyMs) - diskBefore.Sum(d => d.VerifyMs), 3)),
             Verify = verify,
             Images = diskAfter.Select(d => d.ImagePath).ToList(),
             Errors = errors.Take(50).ToList(),

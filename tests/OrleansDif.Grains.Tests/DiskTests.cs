@@ -49,6 +49,43 @@ public class DiskTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task WithWriteChecksOffABadTupleIsStoredButReadsStillCatchIt()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IDiskGrain disk = _grains.Disk(v, 0);
+        var (data, pi) = Command(v, 40, 2, 9);
+        pi[1] ^= 0x01;
+        await disk.SetVerifyOnWrite(false);
+        try
+        {
+            Assert.True((await disk.Write(40, data, pi)).Accepted);
+        }
+        finally
+        {
+            await disk.SetVerifyOnWrite(true);
+        }
+        StorageException e = await Assert.ThrowsAsync<StorageException>(() => disk.Read(40, 2));
+        Assert.Equal(40, e.Failure!.Lba);
+        Assert.Equal(CheckKind.Guard, e.Failure.Check);
+        Assert.False((await disk.Write(40, data, pi)).Accepted); // checks back on
+        // Leave the image clean for the scrub at the end of the collection.
+        var (good, goodPi) = Command(v, 40, 2, 9);
+        Assert.True((await disk.Write(40, good, goodPi)).Accepted);
+    }
+
+    [Fact]
+    public async Task DisksOfAVolumeAreSpreadOverTheSilos()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { Disks = 6 });
+        string[] silos = await Task.WhenAll(Enumerable.Range(0, 6).Select(async d => (await _grains.Disk(v, d).GetStats()).Silo));
+        Assert.Equal(ClusterFixture.Silos, silos.Distinct().Count());
+        for (int d = 0; d < 3; d++)
+        {
+            Assert.Equal(silos[d], silos[d + 3]); // disk d and d + 3 share a silo: d mod 3
+        }
+    }
+
+    [Fact]
     public async Task BitFlippedInImageIsReportedOnNextRead()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);

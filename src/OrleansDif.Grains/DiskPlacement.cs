@@ -1,0 +1,34 @@
+using Orleans.Placement;
+using Orleans.Runtime.Placement;
+
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// Disk d of a volume goes to silo d mod N of the compatible silos in address order: a volume's disks are
+/// spread evenly over the cluster (a hash could put two of three disks on one silo), and the same disk lands
+/// on the same silo for as long as the membership is the same.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed class DiskSpreadPlacement : PlacementStrategy
+{
+    public static readonly DiskSpreadPlacement Instance = new();
+}
+
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
+public sealed class DiskSpreadPlacementAttribute() : PlacementAttribute(DiskSpreadPlacement.Instance);
+
+public sealed class DiskSpreadPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        SiloAddress[] silos = context.GetCompatibleSilos(target).OrderBy(s => s.ToString(), StringComparer.Ordinal).ToArray();
+        if (silos.Length == 0)
+        {
+            throw new OrleansException("no silo can host a disk grain");
+        }
+        string key = target.GrainIdentity.Key.ToString() ?? "";
+        int slash = key.LastIndexOf('/');
+        int disk = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out int n) && n >= 0 ? n : Math.Abs(key.GetHashCode());
+        return Task.FromResult(silos[disk % silos.Length]);
+    }
+}
