@@ -46,6 +46,13 @@ public interface IPageGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<bool> WaitDurable(long version, TimeSpan timeout);
 
+    /// <summary>
+    /// Fault injection (<see cref="FaultKind.PageBitflip"/>): flips bit <paramref name="bit"/> of the content
+    /// without touching the cached guard tags. Refused with <see cref="StorageError.FaultInjectionDisabled"/>
+    /// unless the cluster enables fault injection.
+    /// </summary>
+    Task InjectBitflip(int bit);
+
     /// <summary>Asks the runtime to deactivate this page when idle (tests: a dirty page must survive it).</summary>
     Task Deactivate();
 }
@@ -60,6 +67,9 @@ public interface IWritebackGrain : IGrainWithStringKey
     Task<FsyncResult> Fsync(int firstPage, int pageCount);
 
     Task<WritebackStats> GetStats();
+
+    /// <summary>Fault injection (<see cref="FaultKind.TransitBitflip"/>): the next <paramref name="commands"/> commands get one data bit flipped after their PI was built.</summary>
+    Task InjectTransitBitflips(int commands);
 }
 
 /// <summary>An emulated DIF-formatted disk. Key: "volume/disk".</summary>
@@ -81,6 +91,13 @@ public interface IDiskGrain : IGrainWithStringKey
     /// is the initial setting). Off exists to measure what the checks cost; reads always verify.
     /// </summary>
     Task SetVerifyOnWrite(bool enabled);
+
+    /// <summary>
+    /// Fault injection on the medium: <see cref="FaultKind.MediaBitrot"/> flips a data bit of the sector at
+    /// <paramref name="lba"/> now; <see cref="FaultKind.MisdirectedWrite"/>, <see cref="FaultKind.TornWrite"/> and
+    /// <see cref="FaultKind.LostWrite"/> apply to the next <paramref name="count"/> accepted write commands.
+    /// </summary>
+    Task InjectFault(FaultKind kind, long lba, int count);
 }
 
 /// <summary>A no-op grain call, for measuring the cluster's call ceiling.</summary>

@@ -142,3 +142,39 @@ public sealed record WritebackStats(
 /// <summary>Outcome of an fsync.</summary>
 [GenerateSerializer, Immutable]
 public sealed record FsyncResult([property: Id(0)] bool Durable, [property: Id(1)] int Pages, [property: Id(2)] string? Error);
+
+/// <summary>Faults that can be injected when the cluster config enables fault injection.</summary>
+public enum FaultKind
+{
+    /// <summary>A bit of a page's content flips after copy-in (memory corruption in the page cache).</summary>
+    PageBitflip,
+    /// <summary>A bit of a command's data flips between writeback grain and disk grain.</summary>
+    TransitBitflip,
+    /// <summary>A bit of a stored sector flips in the disk image.</summary>
+    MediaBitrot,
+    /// <summary>The disk persists a command at the wrong LBA.</summary>
+    MisdirectedWrite,
+    /// <summary>A multi-sector command persists only partly, the last sector only half, as if power failed.</summary>
+    TornWrite,
+    /// <summary>The disk acknowledges a command and persists nothing.</summary>
+    LostWrite,
+}
+
+public static class FaultKinds
+{
+    public static string Name(FaultKind kind) => kind switch
+    {
+        FaultKind.PageBitflip => "page-bitflip",
+        FaultKind.TransitBitflip => "transit-bitflip",
+        FaultKind.MediaBitrot => "media-bitrot",
+        FaultKind.MisdirectedWrite => "misdirected-write",
+        FaultKind.TornWrite => "torn-write",
+        _ => "lost-write",
+    };
+
+    public static FaultKind Parse(string text) =>
+        Enum.GetValues<FaultKind>().FirstOrDefault(k => Name(k) == text.Trim().ToLowerInvariant(), (FaultKind)(-1)) is var k && Enum.IsDefined(k)
+            ? k
+            : throw new StorageException(StorageError.InvalidConfig,
+                $"unknown fault '{text}' ({string.Join(", ", Enum.GetValues<FaultKind>().Select(Name))})");
+}

@@ -20,5 +20,6 @@ public static class DifMetrics
     public static readonly Histogram<double> WritebackIoMs = s_meter.CreateHistogram<double>("orleansdif.writeback.io", "ms", "disk command latency seen by writeback");
     public static readonly Counter<long> DiskRejections = s_meter.CreateCounter<long>("orleansdif.disk.rejections", description: "disk commands rejected, by check");
     public static readonly Counter<long> DiskReadErrors = s_meter.CreateCounter<long>("orleansdif.disk.read_errors", description: "sectors whose PI failed on read, by check");
+    public static readonly Counter<long> FaultsInjected = s_meter.CreateCounter<long>("orleansdif.faults.injected", description: "faults injected, by kind");
     public static readonly Counter<long> DiskSectorsWritten = s_meter.CreateCounter<long>("orleansdif.disk.sectors_written");
 }

@@ -18,6 +18,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
     private ProtectionScheme? _verify;
     private bool _verifyOnWrite = true;
     private long _verifyTicks;
+    private readonly Queue<FaultKind> _pendingFaults = new();
     private long _sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands;
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -63,6 +64,11 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
             DifMetrics.DiskRejections.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
             logger.LogDebug("Disk {Disk} rejected a write: {Failure}", this.GetPrimaryKeyString(), failure);
             return new DiskWriteResult(false, failure);
+        }
+        if (_pendingFaults.TryDequeue(out FaultKind fault))
+        {
+            PersistFaulty(fault, lba, count, data!, pi!);
+            return DiskWriteResult.Ok; // acknowledged, whatever reached the medium
         }
         image.Write(lba, data, pi);
         image.Flush();
@@ -110,6 +116,69 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
         await EnsureOpen();
         return new DiskStats(_sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands,
             _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
+    }
+
+    public async Task InjectFault(FaultKind kind, long lba, int count)
+    {
+        await EnsureOpen();
+        switch (kind)
+        {
+            case FaultKind.MediaBitrot:
+                CheckRange(lba, 1);
+                options.Value.RequireFaultInjection(kind);
+                int block = _config!.SectorSize + PiTuple.Size;
+                byte[] raw = new byte[block];
+                _image!.ReadRaw(lba, raw);
+                int bit = Random.Shared.Next(_config.SectorSize * 8);
+                raw[bit / 8] ^= (byte)(1 << (bit % 8));
+                _image.WriteRaw(lba, raw);
+                _image.Flush();
+                break;
+            case FaultKind.MisdirectedWrite or FaultKind.TornWrite or FaultKind.LostWrite:
+                if (count is < 1 or > 1_000_000)
+                {
+                    throw new StorageException(StorageError.OutOfRange, $"{count} commands: must be 1..1000000");
+                }
+                options.Value.RequireFaultInjection(kind);
+                for (int i = 0; i < count; i++)
+                {
+                    _pendingFaults.Enqueue(kind);
+                }
+                break;
+            default:
+                throw new StorageException(StorageError.InvalidConfig, $"{FaultKinds.Name(kind)} is not a disk fault");
+        }
+    }
+
+    /// <summary>What a faulty disk does with an accepted command (fault injection only).</summary>
+    private void PersistFaulty(FaultKind fault, long lba, int count, byte[] data, byte[] pi)
+    {
+        DiskImage image = _image!;
+        int size = _config!.SectorSize;
+        switch (fault)
+        {
+            case FaultKind.MisdirectedWrite:
+                // Lands one command-length further on (wrapping), carrying the tuples of the intended LBAs.
+                long target = (lba + count) % (image.SectorCount - count + 1);
+                image.Write(target, data, pi);
+                break;
+            case FaultKind.TornWrite:
+                // Power fails mid-command: the first half of the sectors land, then half of the next one.
+                int whole = count / 2;
+                if (whole > 0)
+                {
+                    image.Write(lba, data.AsSpan(0, whole * size), pi.AsSpan(0, whole * PiTuple.Size));
+                }
+                int block = size + PiTuple.Size;
+                byte[] raw = new byte[block];
+                image.ReadRaw(lba + whole, raw);
+                data.AsSpan(whole * size, size / 2).CopyTo(raw);
+                image.WriteRaw(lba + whole, raw);
+                break;
+            case FaultKind.LostWrite:
+                break; // nothing reaches the medium
+        }
+        image.Flush();
     }
 
     private async Task EnsureOpen()

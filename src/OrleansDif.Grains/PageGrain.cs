@@ -11,7 +11,7 @@ namespace OrleansDif.Grains;
 /// interleave with held writes (the grain is reentrant; every state change is a synchronous block).
 /// </summary>
 [Reentrant]
-public sealed class PageGrain(ILogger<PageGrain> logger) : Grain, IPageGrain
+public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IPageGrain
 {
     private const int PageSize = VolumeConfig.PageSize;
 
@@ -158,6 +158,17 @@ public sealed class PageGrain(ILogger<PageGrain> logger) : Grain, IPageGrain
         return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
             _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
             _heldWriters, RuntimeIdentity);
+    }
+
+    public async Task InjectBitflip(int bit)
+    {
+        await EnsureLoaded();
+        if (bit < 0 || bit >= PageSize * 8)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"bit {bit} is outside the {PageSize}-byte page");
+        }
+        options.Value.RequireFaultInjection(FaultKind.PageBitflip);
+        _content[bit / 8] ^= (byte)(1 << (bit % 8)); // the cached guard tags are left as they were
     }
 
     public async Task Deactivate()

@@ -8,6 +8,20 @@ public sealed class StorageOptions
 {
     public string DataDirectory { get; set; } = "data";
 
+    /// <summary>Whether fault-injection requests are honoured; off unless the cluster config enables it.</summary>
+    public bool FaultInjection { get; set; }
+
+    /// <summary>Throws <see cref="StorageError.FaultInjectionDisabled"/> unless fault injection is on.</summary>
+    public void RequireFaultInjection(FaultKind kind)
+    {
+        if (!FaultInjection)
+        {
+            throw new StorageException(StorageError.FaultInjectionDisabled,
+                $"{FaultKinds.Name(kind)}: fault injection is disabled (set faultInjection: true in the cluster config)");
+        }
+        DifMetrics.FaultsInjected.Add(1, new KeyValuePair<string, object?>("kind", FaultKinds.Name(kind)));
+    }
+
     public string VolumePath(string volume) => Path.Combine(DataDirectory, "volumes", volume + ".json");
 
     public string ImagePath(string volume, int disk) => Path.Combine(DataDirectory, $"{volume}.disk{disk}.img");
@@ -16,10 +30,14 @@ public sealed class StorageOptions
 public static class ServiceCollectionExtensions
 {
     /// <summary>Registers what the OrleansDif grains need on a silo.</summary>
-    public static IServiceCollection AddOrleansDif(this IServiceCollection services, string dataDirectory)
+    public static IServiceCollection AddOrleansDif(this IServiceCollection services, string dataDirectory, bool faultInjection = false)
     {
         Directory.CreateDirectory(Path.Combine(dataDirectory, "volumes"));
-        services.Configure<StorageOptions>(o => o.DataDirectory = Path.GetFullPath(dataDirectory));
+        services.Configure<StorageOptions>(o =>
+        {
+            o.DataDirectory = Path.GetFullPath(dataDirectory);
+            o.FaultInjection = faultInjection;
+        });
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
         return services;
     }

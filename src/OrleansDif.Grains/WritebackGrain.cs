@@ -11,7 +11,7 @@ namespace OrleansDif.Grains;
 /// a page is never in two writebacks at once. Reentrant: fsync, throttled writers and the timer interleave.
 /// </summary>
 [Reentrant]
-public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWritebackGrain
+public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IWritebackGrain
 {
     private const int MaxRunPages = 64;          // 256 KiB per disk command at most
     private const int MaxFsyncRounds = 200;
@@ -26,6 +26,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWri
     private TaskCompletionSource? _belowThreshold;
 
     private long _pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries, _bounceCopies, _throttled;
+    private int _transitFlips;
+    private readonly Random _faultRandom = new();
     private readonly double[] _latencies = new double[4096];
     private long _latencyCount;
 
@@ -102,6 +104,17 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWri
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
         return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries,
             _bounceCopies, _dirty.Count + _inFlight.Count, _throttled, P(0.5), P(0.99));
+    }
+
+    public async Task InjectTransitBitflips(int commands)
+    {
+        await Config();
+        if (commands is < 1 or > 1_000_000)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"{commands} commands: must be 1..1000000");
+        }
+        options.Value.RequireFaultInjection(FaultKind.TransitBitflip);
+        _transitFlips += commands;
     }
 
     // ------------------------------------------------------------------ flushing
@@ -337,6 +350,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger) : Grain, IWri
             {
                 now[i].CopyTo(data.AsSpan(i * VolumeConfig.PageSize));
             }
+        }
+        if (_transitFlips > 0)
+        {
+            // Fault injection: the data is damaged on its way to the disk, after its PI was built.
+            _transitFlips--;
+            int bit = _faultRandom.Next(data.Length * 8);
+            data[bit / 8] ^= (byte)(1 << (bit % 8));
         }
         long t0 = Stopwatch.GetTimestamp();
         DiskWriteResult result = await GrainFactory.Disk(_volume, disk).Write(lba, data, pi);

@@ -43,7 +43,7 @@ public static class SiloHost
             var address = IPAddress.Parse(me.Address);
             silo.ConfigureEndpoints(address, me.SiloPort, me.GatewayPort, listenOnAnyHostAddress: false);
             silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(primary.Address), primary.SiloPort));
-            silo.Services.AddOrleansDif(config.DataPath);
+            silo.Services.AddOrleansDif(config.DataPath, config.FaultInjection);
         });
         return builder.Build();
     }

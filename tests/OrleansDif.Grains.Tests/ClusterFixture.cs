@@ -27,11 +27,12 @@ public class ClusterFixture : IAsyncLifetime
         Cluster = await StartAsync(DataDirectory);
     }
 
-    public static async Task<TestCluster> StartAsync(string dataDirectory)
+    public static async Task<TestCluster> StartAsync(string dataDirectory, bool faultInjection = true)
     {
         var builder = new TestClusterBuilder(Silos);
         builder.Options.ConfigureFileLogging = false;
         builder.Properties["OrleansDif:DataDirectory"] = dataDirectory;
+        builder.Properties["OrleansDif:FaultInjection"] = faultInjection.ToString();
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
         TestCluster cluster = builder.Build();
         await cluster.DeployAsync();
@@ -64,7 +65,7 @@ public class ClusterFixture : IAsyncLifetime
         {
             string dir = siloBuilder.Configuration["OrleansDif:DataDirectory"]
                 ?? throw new InvalidOperationException("no data directory");
-            siloBuilder.Services.AddOrleansDif(dir);
+            siloBuilder.Services.AddOrleansDif(dir, bool.Parse(siloBuilder.Configuration["OrleansDif:FaultInjection"] ?? "false"));
             siloBuilder.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
         }
     }

@@ -37,9 +37,16 @@ public sealed class RestartTests : IAsyncLifetime
             await first.DisposeAsync();
         }
 
-        TestCluster second = await ClusterFixture.StartAsync(_dir);
+        TestCluster second = await ClusterFixture.StartAsync(_dir, faultInjection: false);
         try
         {
+            // This cluster does not enable fault injection: every request is refused and changes nothing.
+            StorageException refused = await Assert.ThrowsAsync<StorageException>(() => second.GrainFactory.Page(v, 0).InjectBitflip(1));
+            Assert.Equal(StorageError.FaultInjectionDisabled, refused.Error);
+            refused = await Assert.ThrowsAsync<StorageException>(() => second.GrainFactory.Disk(v, 0).InjectFault(FaultKind.MediaBitrot, 0, 1));
+            Assert.Equal(StorageError.FaultInjectionDisabled, refused.Error);
+            refused = await Assert.ThrowsAsync<StorageException>(() => second.GrainFactory.Flusher(v).InjectTransitBitflips(1));
+            Assert.Equal(StorageError.FaultInjectionDisabled, refused.Error);
             Assert.Equal(v, await second.GrainFactory.GetGrain<IVolumeGrain>(v.Id).GetConfig());
             for (int p = 0; p < 40; p++)
             {

@@ -1,0 +1,157 @@
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains.Tests;
+
+/// <summary>Each injected fault, and what the protection information does (or cannot do) about it.</summary>
+[Collection(ClusterCollection.Name)]
+public class FaultInjectionTests(ClusterFixture fixture)
+{
+    private readonly IGrainFactory _grains = fixture.Grains;
+
+    private static async Task<StorageException> ReadFails(IDiskGrain disk, long lba, int sectors) =>
+        await Assert.ThrowsAsync<StorageException>(() => disk.Read(lba, sectors));
+
+    [Fact]
+    public async Task PageBitflipIsCaughtByTagsCachedAtCopyIn()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 0);
+        await page.Write(0, TestVolumes.Pattern(1), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, 1)).Durable);
+        byte[] good = TestVolumes.Pattern(2);
+        await page.Write(0, good, false);
+        await page.InjectBitflip(1234);            // memory corruption after copy-in
+
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, 1);
+        Assert.False(f.Durable);                    // never acknowledged as durable
+        Assert.NotNull(f.Error);
+        WritebackStats stats = await _grains.Flusher(v).GetStats();
+        Assert.True(stats.RejectedGuard > 0);       // detected and counted
+        Assert.Equal(TestVolumes.Pattern(1), await _grains.OnDisk(v, 0)); // the corrupt page never reached the medium
+
+        // The application writes the page again: fresh tags over fresh data, and it goes down.
+        await page.Write(0, good, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, 1)).Durable);
+        Assert.Equal(good, await _grains.OnDisk(v, 0));
+    }
+
+    [Fact]
+    public async Task PageBitflipGoesToDiskSilentlyWhenTagsAreComputedAtWriteback()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { TagsAtCopyIn = false });
+        IPageGrain page = _grains.Page(v, 0);
+        byte[] good = TestVolumes.Pattern(3);
+        await page.Write(0, good, false);
+        await page.InjectBitflip(99);
+
+        Assert.True((await _grains.Flusher(v).Fsync(0, 1)).Durable); // no check fired...
+        WritebackStats stats = await _grains.Flusher(v).GetStats();
+        Assert.Equal(0, stats.RejectedGuard);
+        byte[] onDisk = await _grains.OnDisk(v, 0);                   // ...and the disk holds corrupt data
+        Assert.NotEqual(good, onDisk);
+        good[99 / 8] ^= 1 << (99 % 8);
+        Assert.Equal(good, onDisk);
+        Assert.True(Scrubber.Scrub((await _grains.Disk(v, 0).GetStats()).ImagePath).Clean); // with valid PI
+    }
+
+    [Fact]
+    public async Task TransitBitflipIsRejectedRetriedAndEndsCorrect()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        byte[] a = TestVolumes.Pattern(4);
+        await _grains.Page(v, 5).Write(0, a, false);
+        await _grains.Flusher(v).InjectTransitBitflips(1);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        WritebackStats stats = await _grains.Flusher(v).GetStats();
+        Assert.Equal(1, stats.RejectedGuard);
+        Assert.Equal(1, stats.Retries);
+        Assert.Equal(a, await _grains.OnDisk(v, 5));
+    }
+
+    [Fact]
+    public async Task MediaBitrotIsReportedOnReadAndByScrub()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        await _grains.Page(v, 2).Write(0, TestVolumes.Pattern(5), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        var (d, lba) = v.Locate(2);
+        IDiskGrain disk = _grains.Disk(v, d);
+        await disk.InjectFault(FaultKind.MediaBitrot, lba + 3, 1);
+        StorageException e = await ReadFails(disk, lba, 8);
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.Equal(lba + 3, e.Failure!.Lba);
+        Assert.Equal(CheckKind.Guard, e.Failure.Check);
+        ScrubReport scrub = Scrubber.Scrub((await disk.GetStats()).ImagePath);
+        Assert.Equal([lba + 3], scrub.Errors.Select(x => x.Lba));
+        await Repair(v, 2);
+    }
+
+    [Fact]
+    public async Task MisdirectedWriteIsExposedByTheReferenceTag()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        byte[] old = TestVolumes.Pattern(6), fresh = TestVolumes.Pattern(7);
+        await _grains.Page(v, 0).Write(0, old, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        IDiskGrain disk = _grains.Disk(v, 0);
+        await disk.InjectFault(FaultKind.MisdirectedWrite, 0, 1);
+        await _grains.Page(v, 0).Write(0, fresh, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable); // the disk acknowledged it
+
+        // The command landed on LBAs 8..15 (page 1's place) with page 0's tuples: the reference tag exposes it.
+        StorageException e = await ReadFails(disk, 8, 8);
+        Assert.Equal(CheckKind.Ref, e.Failure!.Check);
+        Assert.Equal(8, e.Failure.Lba);
+        Assert.Equal(0u, e.Failure.Actual);
+        // Page 0's own place still holds the old data with valid PI: plain DIF cannot see that write was lost.
+        Assert.Equal(old, (await disk.Read(0, 8)).Data);
+        await Repair(v, 0);
+        await Repair(v, 1);
+    }
+
+    [Fact]
+    public async Task TornWriteFailsTheGuardOfTheTornSector()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        await _grains.Page(v, 3).Write(0, TestVolumes.Pattern(8), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        var (d, lba) = v.Locate(3);
+        IDiskGrain disk = _grains.Disk(v, d);
+        await disk.InjectFault(FaultKind.TornWrite, 0, 1);
+        await _grains.Page(v, 3).Write(0, TestVolumes.Pattern(9), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+
+        StorageException e = await ReadFails(disk, lba, 8);
+        Assert.Equal(CheckKind.Guard, e.Failure!.Check);
+        Assert.Equal(lba + 4, e.Failure.Lba);       // four whole sectors landed, the fifth only half
+        Assert.Equal(TestVolumes.Pattern(9).AsSpan(0, 2048).ToArray(), (await disk.Read(lba, 4)).Data);
+        await Repair(v, 3);
+    }
+
+    [Fact]
+    public async Task LostWriteIsInvisibleToPlainDif()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        byte[] old = TestVolumes.Pattern(10);
+        await _grains.Page(v, 4).Write(0, old, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        var (d, lba) = v.Locate(4);
+        await _grains.Disk(v, d).InjectFault(FaultKind.LostWrite, 0, 1);
+        await _grains.Page(v, 4).Write(0, TestVolumes.Pattern(11), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        // Acknowledged, durable by every account, and the medium holds the old data with valid PI.
+        Assert.Equal(old, (await _grains.Disk(v, d).Read(lba, 8)).Data);
+        Assert.True(Scrubber.Scrub((await _grains.Disk(v, d).GetStats()).ImagePath).Clean);
+    }
+
+    /// <summary>Writes a page again so the image scrubs clean when the collection ends.</summary>
+    private async Task Repair(VolumeConfig v, int page)
+    {
+        var (d, lba) = v.Locate(page);
+        var scheme = new ProtectionScheme(new SectorFormat(v.SectorSize), (PiType)v.PiType) { AppTag = v.AppTag };
+        byte[] data = TestVolumes.Pattern(1000 + page);
+        byte[] pi = new byte[v.SectorsPerPage * 8];
+        scheme.Generate(data, pi, lba);
+        Assert.True((await _grains.Disk(v, d).Write(lba, data, pi)).Accepted);
+    }
+}
