@@ -54,7 +54,8 @@ public sealed class LoadEndToEndTests : IDisposable
         var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--compare",
             "--pages", "16", "--writers", "8", "--duration", "3s", "--mix", "write=80,store=10,read=10",
             "--fsync-every", "50", "--seed", "7", "--json", json);
-        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        string siloLog = Path.Combine(_dir, "data", "silos.log");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
         var reports = doc.RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("policy").GetString()!);
         Assert.Equal(["bounce", "stable", "unstable"], reports.Keys.Order());
