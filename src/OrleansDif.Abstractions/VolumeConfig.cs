@@ -88,6 +88,7 @@ public sealed record VolumeConfig
         Check(DirtyThreshold is >= 1, "dirtyThreshold", $"{DirtyThreshold} must be at least 1");
         Check(LeaseMs is >= 10 and <= 600_000, "leaseMs", $"{LeaseMs} must be 10..600000");
         Check(UnstableDelayMs is >= 0 and <= 10_000, "unstableDelayMs", $"{UnstableDelayMs} must be 0..10000");
+        Check(AppTag != 0xFFFF, "appTag", "0xFFFF is the escape value: it would turn every check off");
     }
 
     /// <summary>Parses "stable", "bounce" or "unstable".</summary>

@@ -173,6 +173,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
                 byte[] raw = new byte[block];
                 image.ReadRaw(lba + whole, raw);
                 data.AsSpan(whole * size, size / 2).CopyTo(raw);
+                pi.AsSpan(whole * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
                 image.WriteRaw(lba + whole, raw);
                 break;
             case FaultKind.LostWrite:

@@ -36,6 +36,7 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
     private TaskCompletionSource? _writebackEnded;
     private IGrainTimer? _keepAlive;
     private int _heldWriters;
+    private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
 
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
@@ -305,24 +306,36 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         return (ms, false);
     }
 
-    private async Task MarkDirty()
+    /// <summary>
+    /// Clean → Dirty, and the flusher told. Every write that finds the page dirty waits for that registration
+    /// too, so no write is acknowledged before the flusher knows the page (an fsync could miss it otherwise);
+    /// a registration that failed is tried again by the next write.
+    /// </summary>
+    private Task MarkDirty()
     {
-        if (_state != PageState.Clean)
+        if (_state == PageState.Clean)
         {
-            return; // already known to the flusher (Dirty), or re-dirtied when writeback ends
+            _state = PageState.Dirty;
+            DifMetrics.DirtyPages.Add(1);
+            // A dirty page keeps its activation: idle collection never takes it while it is not clean. The timer
+            // also tells the flusher again, in case the flusher's activation was lost with its silo.
+            _keepAlive ??= this.RegisterGrainTimer(() => _state == PageState.Dirty ? Register() : Task.CompletedTask, new GrainTimerCreationOptions
+            {
+                DueTime = TimeSpan.FromMinutes(1),
+                Period = TimeSpan.FromMinutes(1),
+                Interleave = true,
+                KeepAlive = true,
+            });
+            return Register();
         }
-        _state = PageState.Dirty;
-        DifMetrics.DirtyPages.Add(1);
-        // A dirty page keeps its activation: idle collection never takes it while it is not clean.
-        _keepAlive ??= this.RegisterGrainTimer(static () => Task.CompletedTask, new GrainTimerCreationOptions
+        if (_registration.IsFaulted && _state == PageState.Dirty)
         {
-            DueTime = TimeSpan.FromMinutes(1),
-            Period = TimeSpan.FromMinutes(1),
-            Interleave = true,
-            KeepAlive = true,
-        });
-        await _flusher.MarkDirty(_page, _version);
+            return Register();
+        }
+        return _registration;
     }
+
+    private Task Register() => _registration = _flusher.MarkDirty(_page, _version);
 
     private void FinishWriteback(PageState next)
     {
@@ -351,8 +364,9 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
             writebackId, _volume, _page);
         DifMetrics.LeaseExpiries.Add(1);
         FinishWriteback(PageState.Dirty);
+        Task registered = Register();
         await StepHooks.PassAsync(_volume, StepHooks.LeaseExpired);
-        await _flusher.MarkDirty(_page, _version);
+        await registered;
     }
 
     private void WakeDurableWaiters()

@@ -76,6 +76,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
         for (int round = 0; round < MaxFsyncRounds && want.Count > 0; round++)
         {
+            if (round > 1)
+            {
+                // Pages still not durable (busy, rejected, lease pending): back off a little before the next round.
+                await Task.Delay(Math.Min(50, round * 2));
+            }
             // Wait for writebacks already under way (they may carry an older version), then write the rest.
             Task[] running = want.Keys.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct().ToArray();
             await Task.WhenAll(running);
@@ -103,7 +108,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
         return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries,
-            _bounceCopies, _dirty.Count + _inFlight.Count, _throttled, P(0.5), P(0.99));
+            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99));
     }
 
     public async Task InjectTransitBitflips(int commands)
@@ -227,13 +232,23 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         var snapshots = new WritebackSnapshot?[pages.Count];
         try
         {
-            WritebackSnapshot[] begun = await Task.WhenAll(pages.Select(p => GrainFactory.Page(_volume, p).BeginWriteback()));
+            Task<WritebackSnapshot>[] begins = pages.Select(p => GrainFactory.Page(_volume, p).BeginWriteback()).ToArray();
+            try
+            {
+                await Task.WhenAll(begins);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Some pages of volume {Volume} could not begin writeback; they stay dirty", _volume);
+            }
             for (int i = 0; i < pages.Count; i++)
             {
-                snapshots[i] = begun[i].Status == BeginStatus.Started ? begun[i] : null;
-                if (begun[i].Status == BeginStatus.Busy)
+                // Each begin on its own: one page that failed does not strand the ones that began.
+                WritebackSnapshot? begun = begins[i].IsCompletedSuccessfully ? begins[i].Result : null;
+                snapshots[i] = begun?.Status == BeginStatus.Started ? begun : null;
+                if (begun is null || begun.Status == BeginStatus.Busy)
                 {
-                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // someone else's writeback: try again later
+                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // failed, or someone else's writeback: again later
                 }
             }
             await StepHooks.PassAsync(_volume, StepHooks.WritebackBegun);

@@ -72,12 +72,13 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         DiskStats[] diskBefore = [];
         if (!ping)
         {
-            await client.GetGrain<IVolumeGrain>(volume.Id).Create(volume);
+            // Set-up calls are idempotent: retried when a silo of a cluster that is still settling does not answer.
+            await RetryAsync(() => client.GetGrain<IVolumeGrain>(volume.Id).Create(volume));
             // Same volume, same placement, checks on or off: the only difference between two runs is the checks.
-            await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
-                client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk)));
-            wbBefore = await flusher.GetStats();
-            diskBefore = await DiskStatsAsync(volume);
+            await RetryAsync(() => Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
+                client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk))));
+            wbBefore = await RetryAsync(() => flusher.GetStats());
+            diskBefore = await RetryAsync(() => DiskStatsAsync(volume));
             // The content each page has before the run: the base of the model.
             await ForEachAsync(Enumerable.Range(0, options.Pages), 32, async p =>
             {
@@ -164,6 +165,28 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     private IPageGrain[] _pages = [];
     private IPingGrain[] _pings = [];
+
+    /// <summary>Runs an idempotent call up to three times when it times out or its silo is unavailable.</summary>
+    private static async Task<T> RetryAsync<T>(Func<Task<T>> call)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (attempt < 3 && e is TimeoutException or SiloUnavailableException)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(attempt));
+            }
+        }
+    }
+
+    private static Task RetryAsync(Func<Task> call) => RetryAsync(async () =>
+    {
+        await call();
+        return true;
+    });
 
     private static double Ms(long us) => Math.Round(us / 1000.0, 3);
 

@@ -51,11 +51,14 @@ public sealed class LoadEndToEndTests : IDisposable
     {
         string config = WriteConfig(_dir);
         string json = Path.Combine(_dir, "report.json");
+        string chart = Path.Combine(_dir, "report.png");
         var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--compare",
             "--pages", "16", "--writers", "8", "--duration", "3s", "--mix", "write=80,store=10,read=10",
-            "--fsync-every", "50", "--seed", "7", "--json", json);
+            "--fsync-every", "50", "--seed", "7", "--json", json, "--chart", chart);
         string siloLog = Path.Combine(_dir, "data", "silos.log");
         Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
+        byte[] png = File.ReadAllBytes(chart);
+        Assert.True(png.Length > 1000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', "the chart is a PNG");
         using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
         var reports = doc.RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("policy").GetString()!);
         Assert.Equal(["bounce", "stable", "unstable"], reports.Keys.Order());

@@ -66,6 +66,7 @@ public class BadInputTests(ClusterFixture fixture)
     [InlineData("piType")]
     [InlineData("pages")]
     [InlineData("id")]
+    [InlineData("appTag")]
     public async Task InvalidVolumeConfigNamesTheField(string field)
     {
         var config = new VolumeConfig { Id = "bad-" + field };
@@ -75,6 +76,7 @@ public class BadInputTests(ClusterFixture fixture)
             "sectorSize" => config with { SectorSize = 520 },
             "piType" => config with { PiType = 4 },
             "pages" => config with { Pages = 0 },
+            "appTag" => config with { AppTag = 0xFFFF },
             _ => config with { Id = "bad id!" },
         };
         string key = field == "id" ? "bad-id" : config.Id;
