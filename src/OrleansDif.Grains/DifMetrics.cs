@@ -13,6 +13,7 @@ public static class DifMetrics
     public static readonly Counter<long> Refusals = s_meter.CreateCounter<long>("orleansdif.page.refusals", description: "writes refused because the page was under writeback");
     public static readonly Histogram<double> StallMs = s_meter.CreateHistogram<double>("orleansdif.page.stall", "ms", "time a held write waited for writeback to end");
     public static readonly UpDownCounter<long> DirtyPages = s_meter.CreateUpDownCounter<long>("orleansdif.page.dirty", description: "pages dirty or under writeback");
+    public static readonly Counter<long> EvictionWrites = s_meter.CreateCounter<long>("orleansdif.page.eviction_writes", description: "dirty pages written straight to disk as their activation ended");
     public static readonly Counter<long> LeaseExpiries = s_meter.CreateCounter<long>("orleansdif.page.lease_expiries", description: "writebacks that never ended");
     public static readonly Counter<long> WritebackPages = s_meter.CreateCounter<long>("orleansdif.writeback.pages", description: "pages written back");
     public static readonly Counter<long> TagsComputed = s_meter.CreateCounter<long>("orleansdif.writeback.tags_computed", description: "guard tags computed at writeback");

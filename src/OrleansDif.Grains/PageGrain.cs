@@ -444,9 +444,12 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_state == PageState.Dirty && _loading is { IsCompletedSuccessfully: true })
+        // Last resort (silo shutdown and the like): write a dirty page straight to its disk. A page under
+        // writeback that changed since its snapshot (bounce, unstable) is written too: its end call will reach a
+        // new activation and be refused as stale, and the newer content must not go with this one.
+        bool changedUnderWriteback = _state == PageState.Writeback && _version != _writebackVersion;
+        if ((_state == PageState.Dirty || changedUnderWriteback) && _loading is { IsCompletedSuccessfully: true })
         {
-            // Last resort (silo shutdown and the like): write the dirty page straight to its disk.
             try
             {
                 byte[] pi = new byte[_config.SectorsPerPage * PiTuple.Size];
@@ -464,6 +467,7 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
                     _durableVersion = _version;
                     _state = PageState.Clean;
                     DifMetrics.DirtyPages.Add(-1);
+                    DifMetrics.EvictionWrites.Add(1);
                 }
                 else
                 {
