@@ -51,6 +51,8 @@ internal static class SiloCommands
                 return CliApp.ExitUsage;
             }
             SiloConfig me = cluster.Silos[parse.GetValue(index)];
+            using var stop = ChildStopToken(ct, out IDisposable? signals);
+            ct = stop.Token;
             try
             {
                 await host.StartAsync(ct);
@@ -69,11 +71,65 @@ internal static class SiloCommands
             {
                 await host.StopAsync(TimeSpan.FromSeconds(20));
                 host.Dispose();
+                signals?.Dispose();
             }
             await stdout.WriteLineAsync($"{me.Name} stopped");
             return CliApp.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>
+    /// A silo started by <c>cluster</c> or <c>load --local</c> ignores the terminal's Ctrl-C (its parent stops the
+    /// silos in order) and stops on SIGTERM or when its parent is gone. A silo started by hand stops on Ctrl-C.
+    /// </summary>
+    private static CancellationTokenSource ChildStopToken(CancellationToken commandToken, out IDisposable? signals)
+    {
+        signals = null;
+        if (!int.TryParse(Environment.GetEnvironmentVariable(LocalCluster.ParentPidVariable), out int parent))
+        {
+            return CancellationTokenSource.CreateLinkedTokenSource(commandToken);
+        }
+        var stop = new CancellationTokenSource();
+        var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => c.Cancel = true);
+        var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        signals = new CompositeDisposable(interrupt, terminate);
+        _ = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var p = System.Diagnostics.Process.GetProcessById(parent);
+                    if (p.HasExited)
+                    {
+                        break;
+                    }
+                }
+                catch (ArgumentException)
+                {
+                    break; // the parent is gone: do not outlive it
+                }
+                await Task.Delay(1000);
+            }
+            stop.Cancel();
+        });
+        return stop;
+    }
+
+    private sealed class CompositeDisposable(params IDisposable[] items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (IDisposable item in items)
+            {
+                item.Dispose();
+            }
+        }
     }
 
     public static Command CreateCluster(TextWriter stdout, TextWriter stderr)

@@ -13,6 +13,9 @@ public sealed record SiloCommand(string FileName, IReadOnlyList<string> PrefixAr
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
+    /// <summary>Set on a silo started by a <see cref="LocalCluster"/>: the process id of its parent.</summary>
+    public const string ParentPidVariable = "ODIF_SILO_PARENT_PID"; // outside the ORLEANSDIF_ configuration prefix
+
     private readonly List<Process> _processes = [];
     private readonly ClusterConfig _config;
     private readonly string _configPath;
@@ -47,6 +50,9 @@ public sealed class LocalCluster : IAsyncDisposable
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
+            // The silo stops when this process tells it to (SIGTERM) or dies, not on the terminal's Ctrl-C:
+            // this process then stops the silos one by one, the primary last.
+            psi.Environment[ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
             foreach (string a in _command.PrefixArguments)
             {
                 psi.ArgumentList.Add(a);
