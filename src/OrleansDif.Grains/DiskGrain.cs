@@ -11,7 +11,7 @@ namespace OrleansDif.Grains;
 /// (<see cref="DiskSpreadPlacement"/>).
 /// </summary>
 [DiskSpreadPlacement]
-public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrain> logger) : Grain, IDiskGrain
+public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openImages, ILogger<DiskGrain> logger) : Grain, IDiskGrain
 {
     private DiskImage? _image;
     private VolumeConfig? _config;
@@ -23,7 +23,10 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        _image?.Dispose();
+        if (_image is not null)
+        {
+            openImages.Release(_image);
+        }
         _image = null;
         return Task.CompletedTask;
     }
@@ -217,7 +220,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, ILogger<DiskGrai
             image.Dispose();
             throw new StorageException(StorageError.InvalidConfig, $"image {path} does not have the geometry of volume '{config.Id}'");
         }
-        _image = image;
+        _image = openImages.Track(image);
         _config = config;
         _verify = GrainHelpers.Scheme(config);
         _verifyOnWrite = config.VerifyOnDisk;

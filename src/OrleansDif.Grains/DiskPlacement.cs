@@ -6,7 +6,8 @@ namespace OrleansDif.Grains;
 /// <summary>
 /// Disk d of a volume goes to silo d mod N of the compatible silos in address order: a volume's disks are
 /// spread evenly over the cluster (a hash could put two of three disks on one silo), and the same disk lands
-/// on the same silo for as long as the membership is the same.
+/// on the same silo for as long as the membership is the same. A key without a number (a volume's flusher)
+/// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed class DiskSpreadPlacement : PlacementStrategy
@@ -28,7 +29,18 @@ public sealed class DiskSpreadPlacementDirector : IPlacementDirector
         }
         string key = target.GrainIdentity.Key.ToString() ?? "";
         int slash = key.LastIndexOf('/');
-        int disk = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out int n) && n >= 0 ? n : Math.Abs(key.GetHashCode());
-        return Task.FromResult(silos[disk % silos.Length]);
+        int index = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out int n) && n >= 0 ? n : (int)(StableHash(key) & int.MaxValue);
+        return Task.FromResult(silos[index % silos.Length]);
+    }
+
+    /// <summary>FNV-1a: the same on every silo and in every process, unlike <see cref="string.GetHashCode()"/>.</summary>
+    private static uint StableHash(string key)
+    {
+        uint hash = 2166136261;
+        foreach (char c in key)
+        {
+            hash = (hash ^ c) * 16777619;
+        }
+        return hash;
     }
 }

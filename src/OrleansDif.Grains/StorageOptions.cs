@@ -39,6 +39,7 @@ public static class ServiceCollectionExtensions
             o.FaultInjection = faultInjection;
         });
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
+        services.AddSingleton<OpenImages>();
         return services;
     }
 }

@@ -11,6 +11,7 @@ namespace OrleansDif.Grains;
 /// a page is never in two writebacks at once. Reentrant: fsync, throttled writers and the timer interleave.
 /// </summary>
 [Reentrant]
+[DiskSpreadPlacement]
 public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IWritebackGrain
 {
     private const int MaxRunPages = 64;          // 256 KiB per disk command at most

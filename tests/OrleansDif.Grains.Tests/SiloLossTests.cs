@@ -19,9 +19,8 @@ public class SiloLossTests(ClusterFixture fixture)
     public async Task FlusherSiloDiesMidWritebackLeaseExpiresAndThePageIsWrittenAgain()
     {
         TestCluster cluster = fixture.Cluster;
-        // A volume whose flusher is on a secondary silo that holds none of its two disks (disks go to the
-        // first two silos in address order), and a page on another silo.
-        string[] ordered = cluster.GetActiveSilos().Select(s => s.SiloAddress.ToString()).Order(StringComparer.Ordinal).ToArray();
+        // A volume whose flusher is on a secondary silo (the primary holds the membership table), and a page on
+        // another silo. The victim may hold a disk too: it comes back elsewhere with its image.
         string primary = cluster.Primary!.SiloAddress.ToString();
         VolumeConfig? v = null;
         SiloHandle? victim = null;
@@ -30,10 +29,10 @@ public class SiloLossTests(ClusterFixture fixture)
             VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { LeaseMs = 300 });
             await _grains.Flusher(candidate).GetStats(); // activates it
             string flusherSilo = await FlusherSilo(candidate);
-            if (flusherSilo != primary && flusherSilo != ordered[0] && flusherSilo != ordered[1])
+            if (flusherSilo != primary)
             {
                 v = candidate;
-                victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == flusherSilo);
+                victim = cluster.GetActiveSilos().FirstOrDefault(s => s.SiloAddress.ToString() == flusherSilo);
             }
         }
         Assert.NotNull(victim);
@@ -57,6 +56,7 @@ public class SiloLossTests(ClusterFixture fixture)
         Assert.Equal(PageState.Writeback, (await _grains.Page(v, page).GetInfo()).State);
 
         await cluster.KillSiloAsync(victim);
+        await victim.DisposeAsync();             // its process is gone: its open files close
         await cluster.WaitForLivenessToStabilizeAsync();
         await Assert.ThrowsAnyAsync<Exception>(() => fsync.Within(60)); // the flusher died with its silo
 
@@ -69,6 +69,59 @@ public class SiloLossTests(ClusterFixture fixture)
         Assert.Equal(1, again.Pages);
         Assert.Equal(data, await _grains.OnDisk(v, page));
         Assert.Equal(PageState.Clean, (await _grains.Page(v, page).GetInfo()).State);
+        await RestoreSilos(cluster);
+    }
+
+    [Fact]
+    public async Task DiskSiloDiesAndTheDiskComesBackWithItsDataAndOneWriter()
+    {
+        TestCluster cluster = fixture.Cluster;
+        string primary = cluster.Primary!.SiloAddress.ToString();
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        // Disk 0 and 1 sit on the first two silos in address order; pick the one that is not the primary.
+        int disk = -1;
+        string diskSilo = "";
+        for (int d = 0; d < v.Disks && disk < 0; d++)
+        {
+            diskSilo = (await _grains.Disk(v, d).GetStats()).Silo;
+            if (diskSilo != primary)
+            {
+                disk = d;
+            }
+        }
+        Assert.True(disk >= 0);
+        int page = Enumerable.Range(0, v.Pages).First(p => v.Locate(p).Disk == disk);
+        byte[] data = TestVolumes.Pattern(777);
+        await _grains.Page(v, page).Write(0, data, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        string image = (await _grains.Disk(v, disk).GetStats()).ImagePath;
+        // One writer per image: nobody else may open it for writing while the disk grain has it.
+        Assert.ThrowsAny<IOException>(() => OrleansDif.Protection.DiskImage.Open(image, writable: true));
+
+        SiloHandle victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == diskSilo);
+        await cluster.KillSiloAsync(victim);
+        await victim.DisposeAsync();             // its process is gone: its open files close
+        await cluster.WaitForLivenessToStabilizeAsync();
+
+        DiskStats after = await _grains.Disk(v, disk).GetStats(); // a new activation, on a surviving silo
+        Assert.NotEqual(diskSilo, after.Silo);
+        Assert.Equal(image, after.ImagePath);
+        var (_, lba) = v.Locate(page);
+        Assert.Equal(data, (await _grains.Disk(v, disk).Read(lba, v.SectorsPerPage)).Data);
+        Assert.Equal(data, await _grains.Page(v, page).Read(0, 4096));
+        Assert.ThrowsAny<IOException>(() => OrleansDif.Protection.DiskImage.Open(image, writable: true));
+        await RestoreSilos(cluster);
+    }
+
+    /// <summary>Brings the cluster back to its three silos for the next test.</summary>
+    private static async Task RestoreSilos(TestCluster cluster)
+    {
+        int missing = ClusterFixture.Silos - cluster.GetActiveSilos().Count();
+        if (missing > 0)
+        {
+            await cluster.StartAdditionalSilosAsync(missing);
+            await cluster.WaitForLivenessToStabilizeAsync();
+        }
     }
 
     private async Task<string> FlusherSilo(VolumeConfig v)
