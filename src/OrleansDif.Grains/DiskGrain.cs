@@ -19,7 +19,8 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     private bool _verifyOnWrite = true;
     private long _verifyTicks;
     private readonly Queue<FaultKind> _pendingFaults = new();
-    private long _sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands;
+    private long _sectorsWritten, _sectorsRead, _readErrors, _commands;
+    private CheckCounts _rejected;
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -58,12 +59,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         if (error is PiError failed)
         {
             ProtectionFailure failure = GrainHelpers.ToFailure(failed);
-            switch (failure.Check)
-            {
-                case CheckKind.Guard: _rejectedGuard++; break;
-                case CheckKind.App: _rejectedApp++; break;
-                default: _rejectedRef++; break;
-            }
+            _rejected.Add(failure.Check);
             DifMetrics.DiskRejections.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
             logger.LogDebug("Disk {Disk} rejected a write: {Failure}", this.GetPrimaryKeyString(), failure);
             return new DiskWriteResult(false, failure);
@@ -117,7 +113,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     public async Task<DiskStats> GetStats()
     {
         await EnsureOpen();
-        return new DiskStats(_sectorsWritten, _sectorsRead, _rejectedGuard, _rejectedApp, _rejectedRef, _readErrors, _commands,
+        return new DiskStats(_sectorsWritten, _sectorsRead, _rejected.Guard, _rejected.App, _rejected.Ref, _readErrors, _commands,
             _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
     }
 

@@ -453,14 +453,9 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
             try
             {
                 byte[] pi = new byte[_config.SectorsPerPage * PiTuple.Size];
-                for (int s = 0; s < _tags.Length; s++)
-                {
-                    if ((_validTags & (1UL << s)) == 0)
-                    {
-                        _tags[s] = Crc16T10Dif.Compute(_content.AsSpan(s * _config.SectorSize, _config.SectorSize));
-                    }
-                }
-                GrainHelpers.Scheme(_config).WriteTuples(_tags, pi, _lba);
+                ushort[] tags = new ushort[_tags.Length];
+                GuardTags.Resolve(_content, _config.SectorSize, _tags, _validTags, tags);
+                GrainHelpers.Scheme(_config).WriteTuples(tags, pi, _lba);
                 DiskWriteResult r = await _disk.Write(_lba, _content, pi);
                 if (r.Accepted)
                 {

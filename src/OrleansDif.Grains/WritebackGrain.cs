@@ -26,7 +26,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private bool _flushingAged;
     private TaskCompletionSource? _belowThreshold;
 
-    private long _pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries, _bounceCopies, _throttled;
+    private long _pages, _commands, _crcComputed, _crcReused, _retries, _bounceCopies, _throttled;
+    private CheckCounts _rejected;
     private int _transitFlips;
     private readonly Random _faultRandom = new();
     private readonly double[] _latencies = new double[4096];
@@ -108,7 +109,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         double[] lat = _latencies.AsSpan(0, (int)Math.Min(_latencyCount, _latencies.Length)).ToArray();
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
-        return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejGuard, _rejApp, _rejRef, _retries,
+        return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
             _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99));
     }
 
@@ -331,21 +332,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             {
                 _bounceCopies++;
             }
-            for (int sec = 0; sec < spp; sec++)
-            {
-                // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
-                // stable pages to trust a cache with: it computes every tag from this read of the page.
-                if (!unstable && (s.ValidTags & (1UL << sec)) != 0)
-                {
-                    tags[sec] = s.Tags[sec];
-                    reused++;
-                }
-                else
-                {
-                    tags[sec] = Crc16T10Dif.Compute(pageData.Slice(sec * size, size));
-                    computed++;
-                }
-            }
+            // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
+            // stable pages to trust a cache with: it computes every tag from this read of the page.
+            int fresh = GuardTags.Resolve(pageData, size, s.Tags, unstable ? 0 : s.ValidTags, tags);
+            computed += fresh;
+            reused += spp - fresh;
             _scheme.WriteTuples(tags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp);
         }
         _crcComputed += computed;
@@ -388,12 +379,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         else
         {
             _retries++;
-            switch (result.Failure!.Check)
-            {
-                case CheckKind.Guard: _rejGuard++; break;
-                case CheckKind.App: _rejApp++; break;
-                default: _rejRef++; break;
-            }
+            _rejected.Add(result.Failure!.Check);
             logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
                 disk, _volume, pages[start], pages[end], result.Failure);
         }
