@@ -42,6 +42,14 @@ public interface IPageGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<EndStatus> EndWriteback(Guid writebackId, bool success);
 
+    /// <summary>
+    /// Reads the page from its disk (not the cache): the disk checks guard and reference tags, the page checks
+    /// the version in the application tags against its last durable version (<see cref="CheckKind.Version"/>:
+    /// a lost or torn write). <see cref="StorageError.IntegrityError"/> when any check fails.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<byte[]> ReadDurable();
+
     /// <summary>Waits until the page's durable version reaches <paramref name="version"/> or the timeout passes.</summary>
     [AlwaysInterleave]
     Task<bool> WaitDurable(long version, TimeSpan timeout);
@@ -70,6 +78,12 @@ public interface IWritebackGrain : IGrainWithStringKey
 
     /// <summary>Fault injection (<see cref="FaultKind.TransitBitflip"/>): the next <paramref name="commands"/> commands get one data bit flipped after their PI was built.</summary>
     Task InjectTransitBitflips(int commands);
+
+    /// <summary>Fault injection (<see cref="FaultKind.TransitBitflip"/>): the next command that carries <paramref name="page"/> gets one bit of that page flipped after its PI was built.</summary>
+    Task InjectTransitBitflip(int page);
+
+    /// <summary>Pages whose commands a disk rejected, pages found poisoned, and the transit faults applied, since activation.</summary>
+    Task<WritebackEvents> GetEvents();
 }
 
 /// <summary>An emulated DIF-formatted disk. Key: "volume/disk".</summary>
@@ -95,9 +109,13 @@ public interface IDiskGrain : IGrainWithStringKey
     /// <summary>
     /// Fault injection on the medium: <see cref="FaultKind.MediaBitrot"/> flips a data bit of the sector at
     /// <paramref name="lba"/> now; <see cref="FaultKind.MisdirectedWrite"/>, <see cref="FaultKind.TornWrite"/> and
-    /// <see cref="FaultKind.LostWrite"/> apply to the next <paramref name="count"/> accepted write commands.
+    /// <see cref="FaultKind.LostWrite"/> apply to the next <paramref name="count"/> accepted write commands that
+    /// cover <paramref name="lba"/> (any command when <paramref name="lba"/> is -1).
     /// </summary>
     Task InjectFault(FaultKind kind, long lba, int count);
+
+    /// <summary>The faults this disk applied since activation, in order.</summary>
+    Task<FaultRecord[]> GetFaultLog();
 }
 
 /// <summary>A no-op grain call, for measuring the cluster's call ceiling.</summary>

@@ -6,6 +6,11 @@ public enum CheckKind
     Guard,
     App,
     Ref,
+    /// <summary>
+    /// The application tag carries an older page version than the page's last durable one: a lost write
+    /// (reported on the wire as an application tag check failure).
+    /// </summary>
+    Version,
 }
 
 /// <summary>A protection failure reported by a disk, in T10 / SCSI / NVMe terms.</summary>
@@ -19,9 +24,9 @@ public sealed record ProtectionFailure(
     /// <summary>SCSI sense key ABORTED COMMAND.</summary>
     public byte SenseKey => 0x0B;
     public byte Asc => 0x10;
-    public byte Ascq => (byte)(Check switch { CheckKind.Guard => 1, CheckKind.App => 2, _ => 3 });
+    public byte Ascq => (byte)(Check switch { CheckKind.Guard => 1, CheckKind.App or CheckKind.Version => 2, _ => 3 });
     public byte NvmeStatusCodeType => 2;
-    public byte NvmeStatusCode => (byte)(Check switch { CheckKind.Guard => 0x82, CheckKind.App => 0x83, _ => 0x84 });
+    public byte NvmeStatusCode => (byte)(Check switch { CheckKind.Guard => 0x82, CheckKind.App or CheckKind.Version => 0x83, _ => 0x84 });
 
     public override string ToString() =>
         $"LBA {Lba} {Check} check failed (expected 0x{Expected:X}, actual 0x{Actual:X}; SCSI {SenseKey:X2}/{Asc:X2}/{Ascq:X2}; NVMe {NvmeStatusCodeType}/0x{NvmeStatusCode:X2})";
@@ -86,7 +91,8 @@ public sealed record PageInfo(
     [property: Id(4)] int WritableMappings,
     [property: Id(5)] int RevokedMappings,
     [property: Id(6)] int HeldWriters,
-    [property: Id(7)] string Silo);
+    [property: Id(7)] string Silo,
+    [property: Id(8)] bool Poisoned = false);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus
@@ -96,6 +102,11 @@ public enum BeginStatus
     NotDirty,
     /// <summary>Another writeback of this page is under way.</summary>
     Busy,
+    /// <summary>
+    /// The page's memory is corrupt (its content no longer matches the guard tags cached at copy-in): it is
+    /// never written back; reads fail and fsync reports it until a whole-page write replaces the content.
+    /// </summary>
+    Poisoned,
 }
 
 /// <summary>
@@ -137,7 +148,8 @@ public sealed record WritebackStats(
     [property: Id(9)] int DirtyPages,
     [property: Id(10)] long Throttled,
     [property: Id(11)] double IoLatencyP50Ms,
-    [property: Id(12)] double IoLatencyP99Ms);
+    [property: Id(12)] double IoLatencyP99Ms,
+    [property: Id(13)] long PoisonedPages = 0);
 
 /// <summary>Outcome of an fsync.</summary>
 [GenerateSerializer, Immutable]
@@ -178,3 +190,23 @@ public static class FaultKinds
             : throw new StorageException(StorageError.InvalidConfig,
                 $"unknown fault '{text}' ({string.Join(", ", Enum.GetValues<FaultKind>().Select(Name))})");
 }
+
+/// <summary>
+/// An injected fault as it was applied: its kind, the first LBA and sector count of the command (or the sector)
+/// it hit, and for a misdirected write the LBA the data landed on instead. <see cref="Page"/> is the volume page
+/// for faults applied by the flusher or a page, -1 for disk faults (the LBA says where).
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record FaultRecord(
+    [property: Id(0)] FaultKind Kind,
+    [property: Id(1)] long Lba,
+    [property: Id(2)] int Sectors,
+    [property: Id(3)] long TargetLba,
+    [property: Id(4)] int Page);
+
+/// <summary>What a volume's flusher saw: pages whose commands disks rejected, pages found poisoned, faults it applied.</summary>
+[GenerateSerializer, Immutable]
+public sealed record WritebackEvents(
+    [property: Id(0)] int[] RejectedPages,
+    [property: Id(1)] int[] PoisonedPages,
+    [property: Id(2)] FaultRecord[] Applied);

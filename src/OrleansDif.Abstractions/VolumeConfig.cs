@@ -43,6 +43,32 @@ public sealed record VolumeConfig
     [Id(12)] public bool VerifyOnDisk { get; init; } = true;
     /// <summary>Application tag written with every sector and checked by the disks.</summary>
     [Id(13)] public ushort AppTag { get; init; } = 0x0D1F;
+    /// <summary>
+    /// Carry the low 16 bits of the page version in the application tag of every sector (true), so that a read
+    /// finding an older version than the page's last durable one reports a lost write; or the fixed
+    /// <see cref="AppTag"/> of plain DIF (false), checked by the disks, which cannot see lost writes.
+    /// </summary>
+    [Id(14)] public bool VersionTags { get; init; } = true;
+
+    /// <summary>The application tag that carries page version <paramref name="version"/>: never 0xFFFF, the escape value.</summary>
+    public static ushort VersionTag(long version) => (ushort)((ulong)version % 0xFFFF);
+
+    /// <summary>
+    /// How many versions <paramref name="found"/> is ahead of <paramref name="expected"/> (0: the same; negative:
+    /// behind, a lost write). Tags wrap every 65535 versions; a distance is read as the nearer way round.
+    /// </summary>
+    public static int VersionTagDistance(ushort found, ushort expected)
+    {
+        int d = (found - expected) % 0xFFFF;
+        if (d < 0)
+        {
+            d += 0xFFFF;
+        }
+        return d <= 0x7FFF ? d : d - 0xFFFF;
+    }
+
+    /// <summary>The application tag of a page written at <paramref name="version"/> on this volume.</summary>
+    public ushort AppTagFor(long version) => VersionTags ? VersionTag(version) : AppTag;
 
     public int SectorsPerPage => PageSize / SectorSize;
 
@@ -64,6 +90,19 @@ public sealed record VolumeConfig
         int disk = unit % Disks;
         long diskPage = (long)(unit / Disks) * StripePages + page % StripePages;
         return (disk, diskPage * SectorsPerPage);
+    }
+
+    /// <summary>The page stored at <paramref name="lba"/> of disk <paramref name="disk"/>, or -1 when none is.</summary>
+    public int PageAt(int disk, long lba)
+    {
+        if (disk < 0 || disk >= Disks || lba < 0)
+        {
+            return -1;
+        }
+        long diskPage = lba / SectorsPerPage;
+        long unit = (diskPage / StripePages) * Disks + disk;
+        long page = unit * StripePages + diskPage % StripePages;
+        return page < Pages ? (int)page : -1;
     }
 
     /// <summary>Throws <see cref="StorageException"/> with <see cref="StorageError.InvalidConfig"/> naming the bad field.</summary>

@@ -18,7 +18,8 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     private ProtectionScheme? _verify;
     private bool _verifyOnWrite = true;
     private long _verifyTicks;
-    private readonly Queue<FaultKind> _pendingFaults = new();
+    private readonly List<(FaultKind Kind, long Lba)> _pendingFaults = [];
+    private readonly List<FaultRecord> _faultLog = [];
     private long _sectorsWritten, _sectorsRead, _readErrors, _commands;
     private CheckCounts _rejected;
 
@@ -64,8 +65,11 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             logger.LogDebug("Disk {Disk} rejected a write: {Failure}", this.GetPrimaryKeyString(), failure);
             return new DiskWriteResult(false, failure);
         }
-        if (_pendingFaults.TryDequeue(out FaultKind fault))
+        int pending = _pendingFaults.FindIndex(f => f.Lba < 0 || (f.Lba >= lba && f.Lba < lba + count));
+        if (pending >= 0)
         {
+            FaultKind fault = _pendingFaults[pending].Kind;
+            _pendingFaults.RemoveAt(pending);
             PersistFaulty(fault, lba, count, data!, pi!);
             return DiskWriteResult.Ok; // acknowledged, whatever reached the medium
         }
@@ -132,20 +136,39 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
                 raw[bit / 8] ^= (byte)(1 << (bit % 8));
                 _image.WriteRaw(lba, raw);
                 _image.Flush();
+                Log(new FaultRecord(kind, lba, 1, lba, -1));
                 break;
             case FaultKind.MisdirectedWrite or FaultKind.TornWrite or FaultKind.LostWrite:
                 if (count is < 1 or > 1_000_000)
                 {
                     throw new StorageException(StorageError.OutOfRange, $"{count} commands: must be 1..1000000");
                 }
+                if (lba != -1)
+                {
+                    CheckRange(lba, 1);
+                }
                 options.Value.RequireFaultInjection(kind);
                 for (int i = 0; i < count; i++)
                 {
-                    _pendingFaults.Enqueue(kind);
+                    _pendingFaults.Add((kind, lba));
                 }
                 break;
             default:
                 throw new StorageException(StorageError.InvalidConfig, $"{FaultKinds.Name(kind)} is not a disk fault");
+        }
+    }
+
+    public async Task<FaultRecord[]> GetFaultLog()
+    {
+        await EnsureOpen();
+        return [.. _faultLog];
+    }
+
+    private void Log(FaultRecord record)
+    {
+        if (_faultLog.Count < 100_000)
+        {
+            _faultLog.Add(record);
         }
     }
 
@@ -160,6 +183,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
                 // Lands one command-length further on (wrapping), carrying the tuples of the intended LBAs.
                 long target = (lba + count) % (image.SectorCount - count + 1);
                 image.Write(target, data, pi);
+                Log(new FaultRecord(fault, lba, count, target, -1));
                 break;
             case FaultKind.TornWrite:
                 // Power fails mid-command: the first half of the sectors land, then half of the next one.
@@ -174,8 +198,10 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
                 data.AsSpan(whole * size, size / 2).CopyTo(raw);
                 pi.AsSpan(whole * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
                 image.WriteRaw(lba + whole, raw);
+                Log(new FaultRecord(fault, lba, count, lba + whole, -1));
                 break;
             case FaultKind.LostWrite:
+                Log(new FaultRecord(fault, lba, count, lba, -1));
                 break; // nothing reaches the medium
         }
         image.Flush();

@@ -15,6 +15,7 @@ internal static class GrainHelpers
     {
         CheckKind.Guard => "guard",
         CheckKind.App => "app",
+        CheckKind.Version => "version",
         _ => "ref",
     };
 
@@ -22,6 +23,9 @@ internal static class GrainHelpers
         new(new Protection.SectorFormat(config.SectorSize), (Protection.PiType)config.PiType)
         {
             AppTag = config.AppTag,
+            // With version tags the application tag differs page by page: the disks cannot check it (mask 0);
+            // the page grains check it against each page's last durable version when they read.
+            AppMask = config.VersionTags ? (ushort)0 : (ushort)0xFFFF,
             Checks = verify ? Protection.PiCheckFlags.All : Protection.PiCheckFlags.None,
         };
 

@@ -35,6 +35,7 @@ internal struct CheckCounts
     public long Guard;
     public long App;
     public long Ref;
+    public long Version;
 
     public void Add(CheckKind check)
     {
@@ -42,6 +43,7 @@ internal struct CheckCounts
         {
             case CheckKind.Guard: Guard++; break;
             case CheckKind.App: App++; break;
+            case CheckKind.Version: Version++; break;
             default: Ref++; break;
         }
     }

@@ -11,7 +11,10 @@ namespace OrleansDif.Grains;
 /// interleave with held writes (the grain is reentrant; every state change is a synchronous block).
 /// </summary>
 [Reentrant]
-public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IPageGrain
+public sealed class PageGrain(
+    ILogger<PageGrain> logger,
+    Microsoft.Extensions.Options.IOptions<StorageOptions> options,
+    [PersistentState("durable", FileGrainStorage.Name)] IPersistentState<PageDurableState> durable) : Grain, IPageGrain
 {
     private const int PageSize = VolumeConfig.PageSize;
 
@@ -37,6 +40,8 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
     private IGrainTimer? _keepAlive;
     private int _heldWriters;
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
+    private bool _poisoned;                             // content no longer matches the cached tags: memory corrupt
+    private readonly SemaphoreSlim _persistGate = new(1, 1);
 
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
@@ -60,11 +65,22 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
     {
         await EnsureLoaded();
         CheckRange(offset, data);
+        bool wholePage = offset == 0 && data.Length == PageSize;
+        if (_poisoned && !wholePage)
+        {
+            throw PoisonedError("a partial write");
+        }
         var (stallMs, refused) = await WaitForStable(wait);
         if (refused)
         {
             return new WriteResult(WriteStatus.UnderWriteback, _version, 0, false);
         }
+        if (_poisoned && !wholePage)
+        {
+            throw PoisonedError("a partial write");
+        }
+        bool wasPoisoned = _poisoned;
+        _poisoned = false; // a whole-page write replaces the corrupt content and every tag with it
         int sectorSize = _config.SectorSize;
         if (_config.TagsAtCopyIn)
         {
@@ -84,7 +100,7 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         }
         long version = ++_version;
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
-        await MarkDirty();
+        await (wasPoisoned && _state == PageState.Dirty ? Register() : MarkDirty()); // a poisoned page was dropped by the flusher
         return new WriteResult(WriteStatus.Ok, version, stallMs, false);
     }
 
@@ -98,6 +114,10 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         if (offset < 0 || offset > PageSize || length > PageSize - offset)
         {
             throw new StorageException(StorageError.OutOfRange, $"read of {length} bytes at offset {offset} is outside the {PageSize}-byte page");
+        }
+        if (_poisoned)
+        {
+            throw PoisonedError("a read");
         }
         return _content.AsSpan(offset, length).ToArray();
     }
@@ -120,6 +140,10 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
             throw new StorageException(StorageError.ReadOnlyMapping, $"mapping {mapping} of page {_page} is read-only");
         }
         CheckRange(offset, data);
+        if (_poisoned)
+        {
+            throw PoisonedError("a store");
+        }
         bool faulted = false;
         double stallMs = 0;
         if (map.Revoked)
@@ -137,6 +161,10 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
             }
             map.Revoked = false;
             faulted = true;
+            if (_poisoned)
+            {
+                throw PoisonedError("a store");
+            }
         }
         data.CopyTo(_content, offset);
         _validTags = 0; // a store through a mapping computes no CRC: every cached tag is stale
@@ -158,7 +186,7 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         await EnsureLoaded();
         return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
             _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
-            _heldWriters, RuntimeIdentity);
+            _heldWriters, RuntimeIdentity, _poisoned);
     }
 
     public async Task InjectBitflip(int bit)
@@ -200,6 +228,10 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         {
             return new WritebackSnapshot(BeginStatus.NotDirty, Guid.Empty, _version, [], [], 0, false);
         }
+        if (_poisoned)
+        {
+            return new WritebackSnapshot(BeginStatus.Poisoned, Guid.Empty, _version, [], [], 0, false);
+        }
         _state = PageState.Writeback;
         _writebackId = Guid.NewGuid();
         _writebackVersion = _version;
@@ -238,20 +270,44 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         return Task.FromResult(_content);
     }
 
-    public Task<EndStatus> EndWriteback(Guid writebackId, bool success)
+    public async Task<EndStatus> EndWriteback(Guid writebackId, bool success)
     {
-        if (_state != PageState.Writeback || writebackId != _writebackId || writebackId == Guid.Empty)
+        if (!IsCurrent(writebackId))
         {
-            return Task.FromResult(EndStatus.StaleWriteback);
+            return EndStatus.StaleWriteback;
         }
         if (success)
         {
-            _durableVersion = Math.Max(_durableVersion, _writebackVersion);
-            WakeDurableWaiters();
+            // The durable version is recorded (persistently) before anyone is told the page is durable.
+            try
+            {
+                await PersistDurable(_writebackVersion);
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Durable version of {Volume}/{Page} could not be recorded; the page stays dirty", _volume, _page);
+                success = false;
+            }
+            if (!IsCurrent(writebackId))
+            {
+                return EndStatus.StaleWriteback; // the lease expired meanwhile; the version was recorded all the same
+            }
+        }
+        else
+        {
+            CheckMemory();
         }
         bool clean = success && _version == _writebackVersion;
         FinishWriteback(clean ? PageState.Clean : PageState.Dirty);
-        return Task.FromResult(clean ? EndStatus.Ended : EndStatus.EndedDirty);
+        return clean ? EndStatus.Ended : EndStatus.EndedDirty;
+    }
+
+    public async Task<byte[]> ReadDurable()
+    {
+        await EnsureLoaded();
+        DiskReadResult stored = await _disk.Read(_lba, _config.SectorsPerPage);
+        CheckVersions(stored, _durableVersion);
+        return stored.Data;
     }
 
     public async Task<bool> WaitDurable(long version, TimeSpan timeout)
@@ -269,6 +325,111 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
     }
 
     // ------------------------------------------------------------------ internals
+
+    private bool IsCurrent(Guid writebackId) =>
+        _state == PageState.Writeback && writebackId == _writebackId && writebackId != Guid.Empty;
+
+    /// <summary>
+    /// After a disk rejected this page: does the content still match the guard tags cached at copy-in? A sector
+    /// that does not was changed behind the page cache's back (memory corruption): the page is poisoned, never
+    /// written back, and reported instead of retried for ever.
+    /// </summary>
+    private void CheckMemory()
+    {
+        int size = _config.SectorSize;
+        for (int s = 0; s < _tags.Length; s++)
+        {
+            if ((_validTags & (1UL << s)) != 0 && Crc16T10Dif.Compute(_content.AsSpan(s * size, size)) != _tags[s])
+            {
+                if (!_poisoned)
+                {
+                    _poisoned = true;
+                    DifMetrics.PoisonedPages.Add(1);
+                    logger.LogError("{Volume} page {Page} is poisoned: sector {Sector} no longer matches the guard tag cached when it was written (memory corruption)",
+                        _volume, _page, s);
+                }
+                return;
+            }
+        }
+    }
+
+    private StorageException PoisonedError(string what) => new(StorageError.IntegrityError,
+        $"{what} of {_volume} page {_page} refused: the page is poisoned (its memory no longer matches the guard tags cached at copy-in); only a whole-page write replaces it",
+        new ProtectionFailure(_lba, CheckKind.Guard, 0, 0));
+
+    /// <summary>Records <paramref name="version"/> as durable, in persistent state first, then wakes fsync waiters.</summary>
+    private async Task PersistDurable(long version)
+    {
+        await _persistGate.WaitAsync();
+        try
+        {
+            if (version > durable.State.Version)
+            {
+                durable.State.Version = version;
+                try
+                {
+                    await durable.WriteStateAsync();
+                }
+                catch
+                {
+                    await durable.ReadStateAsync();
+                    throw;
+                }
+            }
+            _durableVersion = Math.Max(_durableVersion, version);
+            WakeDurableWaiters();
+        }
+        finally
+        {
+            _persistGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// With version tags, every written sector of the page must carry the version last recorded as durable. An
+    /// older one, or a sector never written although a version is recorded, is a lost write; sectors that
+    /// disagree are a write torn at a sector boundary. A newer one is accepted (the version was on its way to
+    /// being recorded when a silo stopped). Returns the version the disk holds.
+    /// </summary>
+    private long CheckVersions(DiskReadResult stored, long recorded)
+    {
+        if (!_config.VersionTags)
+        {
+            return recorded;
+        }
+        var scheme = GrainHelpers.Scheme(_config);
+        ushort expected = VolumeConfig.VersionTag(recorded);
+        int? ahead = null;
+        for (int s = 0; s < _config.SectorsPerPage; s++)
+        {
+            PiTuple tuple = PiTuple.Read(stored.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size));
+            int distance;
+            if (scheme.IsEscaped(tuple))
+            {
+                if (recorded == 0)
+                {
+                    continue; // never written, as expected
+                }
+                distance = -1;
+            }
+            else
+            {
+                distance = VolumeConfig.VersionTagDistance(tuple.AppTag, expected);
+            }
+            if (distance < 0 || (ahead is int a && a != distance))
+            {
+                DifMetrics.LostWrites.Add(1);
+                string what = distance < 0 ? "a lost write" : "a write torn at a sector boundary";
+                logger.LogError("{Volume} page {Page}: {What} (sector {Sector} carries tag 0x{Tag:X4}, last durable version {Version} has tag 0x{Expected:X4})",
+                    _volume, _page, what, s, tuple.AppTag, recorded, expected);
+                throw new StorageException(StorageError.IntegrityError,
+                    $"{_volume} page {_page}: {what}: LBA {_lba + s} carries version tag 0x{tuple.AppTag:X4}, the page's last durable version {recorded} has tag 0x{expected:X4}",
+                    new ProtectionFailure(_lba + s, CheckKind.Version, expected, tuple.AppTag));
+            }
+            ahead = distance;
+        }
+        return recorded + (ahead ?? 0);
+    }
 
     private bool IsStableWriteback => _state == PageState.Writeback && _config.Policy == WritebackPolicy.Stable;
 
@@ -424,6 +585,9 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         var (disk, lba) = config.Locate(_page);
         IDiskGrain diskGrain = GrainFactory.Disk(_volume, disk);
         DiskReadResult stored = await diskGrain.Read(lba, config.SectorsPerPage);
+        _config = config;
+        _lba = lba;
+        long onDisk = CheckVersions(stored, durable.State.Version);
         var scheme = GrainHelpers.Scheme(config);
         ushort[] tags = new ushort[config.SectorsPerPage];
         for (int s = 0; s < tags.Length; s++)
@@ -433,9 +597,9 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
                 ? Crc16T10Dif.Compute(stored.Data.AsSpan(s * config.SectorSize, config.SectorSize))
                 : tuple.Guard;
         }
-        _config = config;
         _disk = diskGrain;
-        _lba = lba;
+        _version = onDisk;
+        _durableVersion = onDisk;
         _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
         _content = stored.Data;
         _tags = tags;
@@ -448,18 +612,19 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         // writeback that changed since its snapshot (bounce, unstable) is written too: its end call will reach a
         // new activation and be refused as stale, and the newer content must not go with this one.
         bool changedUnderWriteback = _state == PageState.Writeback && _version != _writebackVersion;
-        if ((_state == PageState.Dirty || changedUnderWriteback) && _loading is { IsCompletedSuccessfully: true })
+        if ((_state == PageState.Dirty || changedUnderWriteback) && _loading is { IsCompletedSuccessfully: true } && !_poisoned)
         {
             try
             {
                 byte[] pi = new byte[_config.SectorsPerPage * PiTuple.Size];
                 ushort[] tags = new ushort[_tags.Length];
                 GuardTags.Resolve(_content, _config.SectorSize, _tags, _validTags, tags);
-                GrainHelpers.Scheme(_config).WriteTuples(tags, pi, _lba);
+                long version = _version;
+                GrainHelpers.Scheme(_config).WriteTuples(tags, pi, _lba, _config.AppTagFor(version));
                 DiskWriteResult r = await _disk.Write(_lba, _content, pi);
                 if (r.Accepted)
                 {
-                    _durableVersion = _version;
+                    await PersistDurable(version);
                     _state = PageState.Clean;
                     DifMetrics.DirtyPages.Add(-1);
                     DifMetrics.EvictionWrites.Add(1);
@@ -477,4 +642,11 @@ public sealed class PageGrain(ILogger<PageGrain> logger, Microsoft.Extensions.Op
         _keepAlive?.Dispose();
         _lease?.Dispose();
     }
+}
+
+/// <summary>What a page keeps in persistent grain state: its last durable version.</summary>
+[GenerateSerializer]
+public sealed class PageDurableState
+{
+    [Id(0)] public long Version { get; set; }
 }

@@ -40,6 +40,9 @@ public static class ServiceCollectionExtensions
         });
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
         services.AddSingleton<OpenImages>();
+        string stateDirectory = Path.GetFullPath(dataDirectory);
+        Orleans.Runtime.Hosting.StorageProviderExtensions.AddGrainStorage(services, FileGrainStorage.Name,
+            (_, _) => new FileGrainStorage(stateDirectory));
         return services;
     }
 }

@@ -29,6 +29,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private long _pages, _commands, _crcComputed, _crcReused, _retries, _bounceCopies, _throttled;
     private CheckCounts _rejected;
     private int _transitFlips;
+    private readonly List<int> _transitTargets = [];
+    private readonly List<FaultRecord> _faultLog = [];
+    private readonly HashSet<int> _poisoned = [];
+    private readonly HashSet<int> _rejectedPages = [];
     private readonly Random _faultRandom = new();
     private readonly double[] _latencies = new double[4096];
     private long _latencyCount;
@@ -43,6 +47,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     {
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
+        _poisoned.Remove(page); // dirty again: written whole since it was poisoned
         _dirty.TryAdd(page, Stopwatch.GetTimestamp());
         if (_dirty.Count > config.DirtyThreshold)
         {
@@ -62,22 +67,38 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         CheckPage(config, firstPage, pageCount);
         int last = firstPage + pageCount;
         // Every page dirtied before this call is dirty or in flight now; note the version each must reach.
-        var targets = _dirty.Keys.Concat(_inFlight.Keys).Where(p => p >= firstPage && p < last).Distinct().ToList();
+        // Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged data that is not durable.
+        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
             return new FsyncResult(true, 0, null);
         }
         PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
         var want = new Dictionary<int, long>();
+        var poisoned = new SortedSet<int>(targets.Where(p => _poisoned.Contains(p)));
         for (int i = 0; i < targets.Count; i++)
         {
-            if (infos[i].DurableVersion < infos[i].Version)
+            if (infos[i].Poisoned)
+            {
+                poisoned.Add(targets[i]);
+            }
+            else if (infos[i].DurableVersion < infos[i].Version)
             {
                 want[targets[i]] = infos[i].Version;
             }
         }
         for (int round = 0; round < MaxFsyncRounds && want.Count > 0; round++)
         {
+            foreach (int p in want.Keys.Where(_poisoned.Contains).ToList())
+            {
+                // Found poisoned by its writeback: it will never be durable; report it instead of retrying.
+                want.Remove(p);
+                poisoned.Add(p);
+            }
+            if (want.Count == 0)
+            {
+                break;
+            }
             if (round > 1)
             {
                 // Pages still not durable (busy, rejected, lease pending): back off a little before the next round.
@@ -98,6 +119,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 }
             }
         }
+        if (poisoned.Count > 0)
+        {
+            // EIO: the data acknowledged for these pages was corrupted in memory and is not on the disks.
+            return new FsyncResult(false, targets.Count,
+                $"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
+        }
         return want.Count == 0
             ? new FsyncResult(true, targets.Count, null)
             : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})");
@@ -110,7 +137,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
         return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
-            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99));
+            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count);
     }
 
     public async Task InjectTransitBitflips(int commands)
@@ -122,6 +149,20 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
         options.Value.RequireFaultInjection(FaultKind.TransitBitflip);
         _transitFlips += commands;
+    }
+
+    public async Task InjectTransitBitflip(int page)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, page, 1);
+        options.Value.RequireFaultInjection(FaultKind.TransitBitflip);
+        _transitTargets.Add(page);
+    }
+
+    public async Task<WritebackEvents> GetEvents()
+    {
+        await Config();
+        return new WritebackEvents([.. _rejectedPages.Order()], [.. _poisoned.Order()], [.. _faultLog]);
     }
 
     // ------------------------------------------------------------------ flushing
@@ -248,7 +289,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 // Each begin on its own: one page that failed does not strand the ones that began.
                 WritebackSnapshot? begun = begins[i].IsCompletedSuccessfully ? begins[i].Result : null;
                 snapshots[i] = begun?.Status == BeginStatus.Started ? begun : null;
-                if (begun is null || begun.Status == BeginStatus.Busy)
+                if (begun?.Status == BeginStatus.Poisoned)
+                {
+                    _poisoned.Add(pages[i]); // never written back; fsync reports it
+                }
+                else if (begun is null || begun.Status == BeginStatus.Busy)
                 {
                     _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // failed, or someone else's writeback: again later
                 }
@@ -337,7 +382,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             int fresh = GuardTags.Resolve(pageData, size, s.Tags, unstable ? 0 : s.ValidTags, tags);
             computed += fresh;
             reused += spp - fresh;
-            _scheme.WriteTuples(tags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp);
+            _scheme.WriteTuples(tags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, config.AppTagFor(s.Version));
         }
         _crcComputed += computed;
         _crcReused += reused;
@@ -358,12 +403,31 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 now[i].CopyTo(data.AsSpan(i * VolumeConfig.PageSize));
             }
         }
-        if (_transitFlips > 0)
+        // Fault injection: the data is damaged on its way to the disk, after its PI was built.
+        int target = -1;
+        for (int i = 0; i < n && target < 0; i++)
         {
-            // Fault injection: the data is damaged on its way to the disk, after its PI was built.
+            int at = _transitTargets.IndexOf(pages[start + i]);
+            if (at >= 0)
+            {
+                _transitTargets.RemoveAt(at);
+                target = i;
+            }
+        }
+        if (target < 0 && _transitFlips > 0)
+        {
             _transitFlips--;
-            int bit = _faultRandom.Next(data.Length * 8);
+            target = _faultRandom.Next(n);
+        }
+        if (target >= 0)
+        {
+            int bit = target * VolumeConfig.PageSize * 8 + _faultRandom.Next(VolumeConfig.PageSize * 8);
             data[bit / 8] ^= (byte)(1 << (bit % 8));
+            long sector = lba + bit / 8 / size;
+            if (_faultLog.Count < 100_000)
+            {
+                _faultLog.Add(new FaultRecord(FaultKind.TransitBitflip, sector, 1, sector, pages[start + target]));
+            }
         }
         long t0 = Stopwatch.GetTimestamp();
         DiskWriteResult result = await GrainFactory.Disk(_volume, disk).Write(lba, data, pi);
@@ -380,6 +444,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             _retries++;
             _rejected.Add(result.Failure!.Check);
+            for (int i = start; i <= end && _rejectedPages.Count < 100_000; i++)
+            {
+                _rejectedPages.Add(pages[i]);
+            }
             logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
                 disk, _volume, pages[start], pages[end], result.Failure);
         }

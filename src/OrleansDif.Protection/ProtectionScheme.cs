@@ -42,7 +42,11 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     }
 
     /// <summary>Writes one tuple per sector from guard tags computed earlier (for example at copy-in).</summary>
-    public void WriteTuples(ReadOnlySpan<ushort> guards, Span<byte> pi, long startLba, uint? commandRefTag = null)
+    public void WriteTuples(ReadOnlySpan<ushort> guards, Span<byte> pi, long startLba, uint? commandRefTag = null) =>
+        WriteTuples(guards, pi, startLba, AppTag, commandRefTag);
+
+    /// <summary>Writes one tuple per sector from guard tags computed earlier, with application tag <paramref name="appTag"/>.</summary>
+    public void WriteTuples(ReadOnlySpan<ushort> guards, Span<byte> pi, long startLba, ushort appTag, uint? commandRefTag = null)
     {
         if (guards.IsEmpty || pi.Length != guards.Length * PiTuple.Size)
         {
@@ -52,7 +56,7 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
         uint refTag = InitialRefTag(startLba, commandRefTag);
         for (int i = 0; i < guards.Length; i++)
         {
-            new PiTuple(guards[i], AppTag, unchecked(refTag + (uint)i)).Write(pi.Slice(i * PiTuple.Size, PiTuple.Size));
+            new PiTuple(guards[i], appTag, unchecked(refTag + (uint)i)).Write(pi.Slice(i * PiTuple.Size, PiTuple.Size));
         }
     }
 

@@ -32,6 +32,7 @@ public sealed class VolumeSection
     public int UnstableDelayMs { get; set; } = 2;
     public bool TagsAtCopyIn { get; set; } = true;
     public bool VerifyOnDisk { get; set; } = true;
+    public bool VersionTags { get; set; } = true;
 
     public VolumeConfig ToVolumeConfig() => new()
     {
@@ -48,6 +49,7 @@ public sealed class VolumeSection
         UnstableDelayMs = UnstableDelayMs,
         TagsAtCopyIn = TagsAtCopyIn,
         VerifyOnDisk = VerifyOnDisk,
+        VersionTags = VersionTags,
     };
 }
 

@@ -22,7 +22,7 @@ public class DiskTests(ClusterFixture fixture)
     [InlineData(CheckKind.Ref)]
     public async Task DiskRejectsBadTagAndKeepsOldData(CheckKind check)
     {
-        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false }); // plain DIF: the disk checks a fixed application tag
         IDiskGrain disk = _grains.Disk(v, 1);
         var (good, goodPi) = Command(v, 16, 8, 1);
         Assert.True((await disk.Write(16, good, goodPi)).Accepted);

@@ -24,10 +24,20 @@ public class FaultInjectionTests(ClusterFixture fixture)
 
         FsyncResult f = await _grains.Flusher(v).Fsync(0, 1);
         Assert.False(f.Durable);                    // never acknowledged as durable
-        Assert.NotNull(f.Error);
+        Assert.Contains("poisoned", f.Error);
         WritebackStats stats = await _grains.Flusher(v).GetStats();
-        Assert.True(stats.RejectedGuard > 0);       // detected and counted
+        Assert.Equal(1, stats.RejectedGuard);       // detected and counted once: the page is poisoned, not retried
+        Assert.Equal(1, stats.PoisonedPages);
+        Assert.Equal(new[] { 0 }, (await _grains.Flusher(v).GetEvents()).PoisonedPages);
         Assert.Equal(TestVolumes.Pattern(1), await _grains.OnDisk(v, 0)); // the corrupt page never reached the medium
+        PageInfo info = await page.GetInfo();
+        Assert.True(info.Poisoned);
+        StorageException read = await Assert.ThrowsAsync<StorageException>(() => page.Read(0, 16));
+        Assert.Equal(StorageError.IntegrityError, read.Error);   // never returned as good data
+        StorageException partial = await Assert.ThrowsAsync<StorageException>(() => page.Write(0, new byte[512], false));
+        Assert.Equal(StorageError.IntegrityError, partial.Error);
+        Assert.Equal(info.Version, (await page.GetInfo()).Version); // refused: nothing changed
+        Assert.False((await _grains.Flusher(v).Fsync(0, 1)).Durable); // still reported, at once
 
         // The application writes the page again: fresh tags over fresh data, and it goes down.
         await page.Write(0, good, false);
@@ -60,12 +70,18 @@ public class FaultInjectionTests(ClusterFixture fixture)
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
         byte[] a = TestVolumes.Pattern(4);
         await _grains.Page(v, 5).Write(0, a, false);
-        await _grains.Flusher(v).InjectTransitBitflips(1);
+        await _grains.Flusher(v).InjectTransitBitflip(5);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         WritebackStats stats = await _grains.Flusher(v).GetStats();
         Assert.Equal(1, stats.RejectedGuard);
         Assert.Equal(1, stats.Retries);
+        Assert.Equal(0, stats.PoisonedPages);       // the page's memory was fine: retried, not poisoned
+        WritebackEvents events = await _grains.Flusher(v).GetEvents();
+        Assert.Equal(new[] { 5 }, events.RejectedPages);
+        Assert.Equal(FaultKind.TransitBitflip, Assert.Single(events.Applied).Kind);
+        Assert.Equal(5, events.Applied[0].Page);
         Assert.Equal(a, await _grains.OnDisk(v, 5));
+        Assert.Equal(a, await _grains.Page(v, 5).ReadDurable());
     }
 
     [Fact]
@@ -95,6 +111,8 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         IDiskGrain disk = _grains.Disk(v, 0);
         await disk.InjectFault(FaultKind.MisdirectedWrite, 0, 1);
+        await _grains.Page(v, 1).Write(0, TestVolumes.Pattern(12), false); // page 1 is on disk 0 too: not hit
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         await _grains.Page(v, 0).Write(0, fresh, false);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable); // the disk acknowledged it
 
@@ -103,8 +121,13 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.Equal(CheckKind.Ref, e.Failure!.Check);
         Assert.Equal(8, e.Failure.Lba);
         Assert.Equal(0u, e.Failure.Actual);
-        // Page 0's own place still holds the old data with valid PI: plain DIF cannot see that write was lost.
+        // Page 0's own place still holds the old data with valid PI: plain DIF cannot see that write was lost;
+        // the version in the application tag can.
         Assert.Equal(old, (await disk.Read(0, 8)).Data);
+        StorageException lost = await Assert.ThrowsAsync<StorageException>(() => _grains.Page(v, 0).ReadDurable());
+        Assert.Equal(CheckKind.Version, lost.Failure!.Check);
+        FaultRecord applied = Assert.Single(await disk.GetFaultLog());
+        Assert.Equal((FaultKind.MisdirectedWrite, 0L, 8, 8L), (applied.Kind, applied.Lba, applied.Sectors, applied.TargetLba));
         await Repair(v, 0);
         await Repair(v, 1);
     }
@@ -117,7 +140,7 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         var (d, lba) = v.Locate(3);
         IDiskGrain disk = _grains.Disk(v, d);
-        await disk.InjectFault(FaultKind.TornWrite, 0, 1);
+        await disk.InjectFault(FaultKind.TornWrite, lba, 1);
         await _grains.Page(v, 3).Write(0, TestVolumes.Pattern(9), false);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
 
@@ -125,30 +148,81 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.Equal(CheckKind.Guard, e.Failure!.Check);
         Assert.Equal(lba + 4, e.Failure.Lba);       // four whole sectors landed, the fifth only half
         Assert.Equal(TestVolumes.Pattern(9).AsSpan(0, 2048).ToArray(), (await disk.Read(lba, 4)).Data);
+        StorageException viaPage = await Assert.ThrowsAsync<StorageException>(() => _grains.Page(v, 3).ReadDurable());
+        Assert.Equal(CheckKind.Guard, viaPage.Failure!.Check);
         await Repair(v, 3);
     }
 
     [Fact]
     public async Task LostWriteIsInvisibleToPlainDif()
     {
-        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false });
         byte[] old = TestVolumes.Pattern(10);
         await _grains.Page(v, 4).Write(0, old, false);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         var (d, lba) = v.Locate(4);
-        await _grains.Disk(v, d).InjectFault(FaultKind.LostWrite, 0, 1);
+        await _grains.Disk(v, d).InjectFault(FaultKind.LostWrite, lba, 1);
         await _grains.Page(v, 4).Write(0, TestVolumes.Pattern(11), false);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         // Acknowledged, durable by every account, and the medium holds the old data with valid PI.
         Assert.Equal(old, (await _grains.Disk(v, d).Read(lba, 8)).Data);
+        Assert.Equal(old, await _grains.Page(v, 4).ReadDurable());
         Assert.True(Scrubber.Scrub((await _grains.Disk(v, d).GetStats()).ImagePath).Clean);
+    }
+
+    [Fact]
+    public async Task LostWriteIsReportedByTheVersionInTheApplicationTag()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 6);
+        await page.Write(0, TestVolumes.Pattern(13), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        var (d, lba) = v.Locate(6);
+        await _grains.Disk(v, 1 - d).InjectFault(FaultKind.LostWrite, -1, 1); // another disk: not this page's
+        await _grains.Disk(v, d).InjectFault(FaultKind.LostWrite, lba, 1);
+        await page.Write(100, new byte[] { 1, 2, 3 }, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        long durable = (await page.GetInfo()).DurableVersion;
+
+        StorageException e = await Assert.ThrowsAsync<StorageException>(() => page.ReadDurable());
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.Equal(CheckKind.Version, e.Failure!.Check);
+        Assert.Equal(lba, e.Failure.Lba);
+        Assert.Equal(VolumeConfig.VersionTag(durable), (ushort)e.Failure.Expected);
+        Assert.Equal(VolumeConfig.VersionTag(durable - 1), (ushort)e.Failure.Actual);
+        Assert.Equal(2, e.Failure.Ascq);            // reported as an application tag check failure
+        FaultRecord applied = Assert.Single(await _grains.Disk(v, d).GetFaultLog());
+        Assert.Equal((FaultKind.LostWrite, lba), (applied.Kind, applied.Lba));
+
+        // The next activation of the page finds the lost write too, from its persistent durable version.
+        await page.Deactivate();
+        StorageException reload = await Assert.ThrowsAsync<StorageException>(() => page.Read(0, 8));
+        Assert.Equal(CheckKind.Version, reload.Failure!.Check);
+        await Repair(v, 6);
+    }
+
+    [Fact]
+    public async Task PageVersionAndDurableVersionSurviveReactivation()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 7);
+        for (int i = 0; i < 3; i++)
+        {
+            await page.Write(i * 512, TestVolumes.Pattern(20 + i).AsSpan(0, 512).ToArray(), false);
+        }
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        Assert.Equal(3, (await page.GetInfo()).DurableVersion);
+        await page.Deactivate();
+        PageInfo again = await page.GetInfo();
+        Assert.Equal((3L, 3L), (again.Version, again.DurableVersion));
+        Assert.Equal(4, (await page.Write(0, new byte[8], false)).Version);
     }
 
     /// <summary>Writes a page again so the image scrubs clean when the collection ends.</summary>
     private async Task Repair(VolumeConfig v, int page)
     {
         var (d, lba) = v.Locate(page);
-        var scheme = new ProtectionScheme(new SectorFormat(v.SectorSize), (PiType)v.PiType) { AppTag = v.AppTag };
+        var scheme = new ProtectionScheme(new SectorFormat(v.SectorSize), (PiType)v.PiType) { AppTag = 0xFFFF };
         byte[] data = TestVolumes.Pattern(1000 + page);
         byte[] pi = new byte[v.SectorsPerPage * 8];
         scheme.Generate(data, pi, lba);
