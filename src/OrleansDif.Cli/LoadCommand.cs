@@ -27,10 +27,14 @@ internal static class LoadCommand
         workload.AcceptOnlyFromAmong("mixed", "ping");
         var json = new Option<string?>("--json") { Description = "Write the report as JSON to this path" };
         var chart = new Option<string?>("--chart") { Description = "Write throughput and p99 latency over time to this PNG" };
-        var compare = new Option<bool>("--compare") { Description = "Run the same seeded workload under stable, bounce and unstable" };
+        var compare = new Option<bool>("--compare") { Description = "Run the same seeded workload under stable, bounce and unstable (with --inject: each with guard tags cached at copy-in and without)" };
+        var inject = new Option<string?>("--inject") { Description = "Inject faults during the run: page-bitflip, transit-bitflip, media-bitrot, misdirected-write, torn-write, lost-write (comma-separated, or all); needs faultInjection: true" };
+        var injectEvery = new Option<int>("--inject-every") { Description = "One fault every N acknowledged writes", DefaultValueFactory = _ => 100 };
+        var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
         {
             config, set, local, policy, pages, writers, writeSize, mix, wait, fsyncEvery, duration, seed, dataDir, workload, json, chart, compare,
+            inject, injectEvery, noTagCache,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -59,6 +63,9 @@ internal static class LoadCommand
                     JsonPath = parse.GetValue(json),
                     ChartPath = parse.GetValue(chart),
                     Compare = parse.GetValue(compare),
+                    Inject = parse.GetValue(inject) is string kinds ? LoadOptions.ParseInject(kinds) : [],
+                    InjectEvery = parse.GetValue(injectEvery),
+                    TagsAtCopyIn = parse.GetValue(noTagCache) ? false : null,
                 };
                 options.Validate();
                 if (options.DataDirectory is not null)
@@ -88,16 +95,26 @@ internal static class LoadCommand
             WritebackPolicy[] policies = options.Compare
                 ? [WritebackPolicy.Stable, WritebackPolicy.Bounce, WritebackPolicy.Unstable]
                 : [options.Policy ?? cluster.Volumes.FirstOrDefault()?.ToVolumeConfig().Policy ?? WritebackPolicy.Stable];
+            // A detection matrix compares tag caching on and off too: what copy-in caching catches.
+            bool?[] caching = options.Compare && options.Inject.Count > 0 && options.TagsAtCopyIn is null ? [true, false] : [null];
             var reports = new List<LoadReport>();
             foreach (WritebackPolicy policy in policies)
             {
-                VolumeConfig volume = runner.VolumeFor(policy);
-                console.MarkupLine($"[bold]{policy.ToString().ToLowerInvariant()}[/]: {options.Workload.ToString().ToLowerInvariant()} workload, {options.Writers} writers, {options.Pages} pages of {Markup.Escape(volume.Id)}, {options.Duration.TotalSeconds:F0} s");
-                Task<LoadReport> run = runner.RunAsync(policy, ct);
-                await ShowProgressAsync(console, runner, session.Client, volume, options, run);
-                reports.Add(await run);
+                foreach (bool? tags in caching)
+                {
+                    VolumeConfig volume = runner.VolumeFor(policy, tags);
+                    string faults = options.Inject.Count == 0 ? "" : $", injecting {string.Join(",", options.Inject.Select(FaultKinds.Name))} every {options.InjectEvery} writes";
+                    console.MarkupLine($"[bold]{policy.ToString().ToLowerInvariant()}[/]: {options.Workload.ToString().ToLowerInvariant()} workload, {options.Writers} writers, {options.Pages} pages of {Markup.Escape(volume.Id)}, {options.Duration.TotalSeconds:F0} s{faults}");
+                    Task<LoadReport> run = runner.RunAsync(policy, ct, tags);
+                    await ShowProgressAsync(console, runner, session.Client, volume, options, run);
+                    reports.Add(await run);
+                }
             }
             console.Write(Summary(reports));
+            if (options.Inject.Count > 0)
+            {
+                console.Write(DetectionMatrix(reports));
+            }
             foreach (LoadReport r in reports)
             {
                 foreach (string error in r.Errors.Take(10))
@@ -174,12 +191,33 @@ internal static class LoadCommand
         }
     }
 
+    private static string Column(LoadReport r) => r.TagsAtCopyIn ? r.Policy : r.Policy + " (no tag cache)";
+
+    /// <summary>Fault kind × run: detected / applied, and how many went silent (the read-back found them, no check did).</summary>
+    internal static Table DetectionMatrix(IReadOnlyList<LoadReport> reports)
+    {
+        var table = new Table().Title("faults detected / applied (silent: found only by the read-back)").AddColumn("fault");
+        foreach (LoadReport r in reports)
+        {
+            table.AddColumn(new TableColumn(Markup.Escape(Column(r))).RightAligned());
+        }
+        IEnumerable<string> kinds = reports.SelectMany(r => r.Faults?.Keys ?? Enumerable.Empty<string>()).Distinct();
+        foreach (string kind in kinds)
+        {
+            table.AddRow([kind, .. reports.Select(r => r.Faults?.GetValueOrDefault(kind) is FaultStats f
+                ? (f.Silent > 0 ? $"{f.Detected}/{f.Injected} [red]silent {f.Silent}[/]" : $"{f.Detected}/{f.Injected}")
+                  + (f.Masked > 0 ? $" masked {f.Masked}" : "") + (f.Pending > 0 ? $" pending {f.Pending}" : "")
+                : "-")]);
+        }
+        return table;
+    }
+
     internal static Table Summary(IReadOnlyList<LoadReport> reports)
     {
         var table = new Table().AddColumn("");
         foreach (LoadReport r in reports)
         {
-            table.AddColumn(new TableColumn(r.Policy).RightAligned());
+            table.AddColumn(new TableColumn(Markup.Escape(Column(r))).RightAligned());
         }
         void Row(string name, Func<LoadReport, string> value) => table.AddRow([name, .. reports.Select(value)]);
         Row("silos", r => r.Silos.ToString());
@@ -198,6 +236,7 @@ internal static class LoadCommand
         Row("disk rejections guard/app/ref", r => $"{r.Disk.Rejected.Guard}/{r.Disk.Rejected.App}/{r.Disk.Rejected.Ref}");
         Row("writeback retries", r => r.Writeback.Retries.ToString());
         Row("verify: pages / mismatched / lost", r => $"{r.Verify.Pages} / {r.Verify.Mismatched} / {r.Verify.Lost}");
+        Row("integrity errors reported", r => r.Verify.IntegrityErrors.ToString());
         Row("errors", r => r.Errors.Count.ToString());
         Row("result", r => r.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
         return table;

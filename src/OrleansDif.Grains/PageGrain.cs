@@ -40,7 +40,9 @@ public sealed class PageGrain(
     private IGrainTimer? _keepAlive;
     private int _heldWriters;
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
-    private bool _poisoned;                             // content no longer matches the cached tags: memory corrupt
+    private bool _poisoned;                             // content not to be trusted: memory corrupt, or unreadable on disk
+    private string _poisonReason = "";
+    private ProtectionFailure? _poisonFailure;
     private readonly SemaphoreSlim _persistGate = new(1, 1);
 
     private readonly Dictionary<long, Mapping> _mappings = [];
@@ -82,6 +84,17 @@ public sealed class PageGrain(
         bool wasPoisoned = _poisoned;
         _poisoned = false; // a whole-page write replaces the corrupt content and every tag with it
         int sectorSize = _config.SectorSize;
+        if (!wholePage)
+        {
+            // A write that covers part of a sector merges with the rest of it: check that rest against its cached
+            // tag first, or corruption there would be folded into a fresh, valid tag.
+            CheckCachedSectors(offset, 1);
+            CheckCachedSectors(offset + data.Length - 1, 1);
+            if (_poisoned)
+            {
+                throw PoisonedError("a partial write");
+            }
+        }
         if (_config.TagsAtCopyIn)
         {
             Range touched = PageCopyIn.CopyIn(data, _content, offset, sectorSize, _tags);
@@ -115,6 +128,7 @@ public sealed class PageGrain(
         {
             throw new StorageException(StorageError.OutOfRange, $"read of {length} bytes at offset {offset} is outside the {PageSize}-byte page");
         }
+        CheckCachedSectors(offset, length);
         if (_poisoned)
         {
             throw PoisonedError("a read");
@@ -344,6 +358,8 @@ public sealed class PageGrain(
                 if (!_poisoned)
                 {
                     _poisoned = true;
+                    _poisonReason = "its memory no longer matches the guard tags cached at copy-in";
+                    _poisonFailure = new ProtectionFailure(_lba + s, CheckKind.Guard, _tags[s], Crc16T10Dif.Compute(_content.AsSpan(s * size, size)));
                     DifMetrics.PoisonedPages.Add(1);
                     logger.LogError("{Volume} page {Page} is poisoned: sector {Sector} no longer matches the guard tag cached when it was written (memory corruption)",
                         _volume, _page, s);
@@ -353,9 +369,26 @@ public sealed class PageGrain(
         }
     }
 
+    /// <summary>
+    /// A read checks the sectors it returns against the guard tags cached for them (one CRC per 512 bytes read):
+    /// memory corruption of a page, dirty or clean, is reported instead of returned as good data.
+    /// </summary>
+    private void CheckCachedSectors(int offset, int length)
+    {
+        int size = _config.SectorSize;
+        for (int s = offset / size; s <= (offset + length - 1) / size; s++)
+        {
+            if ((_validTags & (1UL << s)) != 0 && Crc16T10Dif.Compute(_content.AsSpan(s * size, size)) != _tags[s])
+            {
+                CheckMemory();
+                return;
+            }
+        }
+    }
+
     private StorageException PoisonedError(string what) => new(StorageError.IntegrityError,
-        $"{what} of {_volume} page {_page} refused: the page is poisoned (its memory no longer matches the guard tags cached at copy-in); only a whole-page write replaces it",
-        new ProtectionFailure(_lba, CheckKind.Guard, 0, 0));
+        $"{what} of {_volume} page {_page} refused: the page is poisoned ({_poisonReason}); only a whole-page write replaces it",
+        _poisonFailure);
 
     /// <summary>Records <paramref name="version"/> as durable, in persistent state first, then wakes fsync waiters.</summary>
     private async Task PersistDurable(long version)
@@ -584,10 +617,30 @@ public sealed class PageGrain(
         }
         var (disk, lba) = config.Locate(_page);
         IDiskGrain diskGrain = GrainFactory.Disk(_volume, disk);
-        DiskReadResult stored = await diskGrain.Read(lba, config.SectorsPerPage);
         _config = config;
         _lba = lba;
-        long onDisk = CheckVersions(stored, durable.State.Version);
+        DiskReadResult stored;
+        long onDisk;
+        try
+        {
+            stored = await diskGrain.Read(lba, config.SectorsPerPage);
+            onDisk = CheckVersions(stored, durable.State.Version);
+        }
+        catch (StorageException e) when (e.Error == StorageError.IntegrityError)
+        {
+            // The stored page failed a check: never served as good data. The page comes up poisoned (reads fail)
+            // and a whole-page write, which needs nothing of the old content, makes it good again.
+            _disk = diskGrain;
+            _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
+            _content = new byte[PageSize];
+            _tags = new ushort[config.SectorsPerPage];
+            _validTags = 0;
+            _version = _durableVersion = durable.State.Version;
+            _poisoned = true;
+            _poisonReason = "its stored copy failed a check when it was read: " + e.Message;
+            _poisonFailure = e.Failure;
+            return;
+        }
         var scheme = GrainHelpers.Scheme(config);
         ushort[] tags = new ushort[config.SectorsPerPage];
         for (int s = 0; s < tags.Length; s++)

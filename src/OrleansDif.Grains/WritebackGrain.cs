@@ -444,9 +444,15 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             _retries++;
             _rejected.Add(result.Failure!.Check);
-            for (int i = start; i <= end && _rejectedPages.Count < 100_000; i++)
+            // The disk reports the first failing sector; which pages of the command failed, the flusher checks
+            // itself on the command it sent.
+            for (int i = 0; i < n && _rejectedPages.Count < 100_000; i++)
             {
-                _rejectedPages.Add(pages[i]);
+                int pageSectors = spp * PiTuple.Size;
+                if (_scheme.Verify(data.AsSpan(i * VolumeConfig.PageSize, VolumeConfig.PageSize), pi.AsSpan(i * pageSectors, pageSectors), lba + (long)i * spp) is not null)
+                {
+                    _rejectedPages.Add(pages[start + i]);
+                }
             }
             logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
                 disk, _volume, pages[start], pages[end], result.Failure);

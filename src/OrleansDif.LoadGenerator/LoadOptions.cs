@@ -77,6 +77,42 @@ public sealed record LoadOptions
     public bool Compare { get; init; }
     /// <summary>Disks verify every tuple of a write (the default), or not (for measuring the cost of the checks).</summary>
     public bool VerifyOnDisk { get; init; } = true;
+    /// <summary>Faults to inject during the run (needs faultInjection: true in the cluster config).</summary>
+    public IReadOnlyList<FaultKind> Inject { get; init; } = [];
+    /// <summary>One fault every N acknowledged writes (over all writers).</summary>
+    public int InjectEvery { get; init; } = 100;
+    /// <summary>Null: the config volume's setting; false: guard tags computed only at writeback (no cache).</summary>
+    public bool? TagsAtCopyIn { get; init; }
+
+    /// <summary>Parses "page-bitflip,lost-write"; "all" is every kind.</summary>
+    public static IReadOnlyList<FaultKind> ParseInject(string text)
+    {
+        if (text.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+        {
+            return Enum.GetValues<FaultKind>();
+        }
+        var kinds = new List<FaultKind>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try
+            {
+                FaultKind kind = FaultKinds.Parse(part);
+                if (!kinds.Contains(kind))
+                {
+                    kinds.Add(kind);
+                }
+            }
+            catch (StorageException e)
+            {
+                throw new UsageException($"--inject: {e.Message[(e.Message.IndexOf(':') + 2)..]}");
+            }
+        }
+        if (kinds.Count == 0)
+        {
+            throw new UsageException("--inject: no fault kind given");
+        }
+        return kinds;
+    }
 
     public void Validate()
     {
@@ -91,6 +127,14 @@ public sealed record LoadOptions
         if (WriteSizeMin < 1 || WriteSizeMax > VolumeConfig.PageSize || WriteSizeMin > WriteSizeMax)
         {
             throw new UsageException($"--write-size {WriteSizeMin}-{WriteSizeMax} must be within 1-{VolumeConfig.PageSize}, min <= max");
+        }
+        if (InjectEvery is < 1 or > 1_000_000)
+        {
+            throw new UsageException($"--inject-every {InjectEvery} must be 1..1000000");
+        }
+        if (Inject.Count > 0 && Workload == Workload.Ping)
+        {
+            throw new UsageException("--inject needs the mixed workload");
         }
         if (FsyncEvery < 0)
         {

@@ -60,7 +60,8 @@ public sealed record VerifyReport(
     [property: JsonPropertyName("pages")] int Pages,
     [property: JsonPropertyName("mismatched")] int Mismatched,
     [property: JsonPropertyName("lost")] int Lost,
-    [property: JsonPropertyName("acknowledgedWrites")] int AcknowledgedWrites);
+    [property: JsonPropertyName("acknowledgedWrites")] int AcknowledgedWrites,
+    [property: JsonPropertyName("integrityErrors")] int IntegrityErrors = 0);
 
 public sealed record TimelinePoint(
     [property: JsonPropertyName("second")] int Second,
@@ -89,14 +90,23 @@ public sealed record LoadReport
     [JsonPropertyName("images")] public required IReadOnlyList<string> Images { get; init; }
     [JsonPropertyName("errors")] public required IReadOnlyList<string> Errors { get; init; }
     [JsonPropertyName("timeline")] public required IReadOnlyList<TimelinePoint> Timeline { get; init; }
+    [JsonPropertyName("tagsAtCopyIn")] public bool TagsAtCopyIn { get; init; } = true;
+    [JsonPropertyName("versionTags")] public bool VersionTags { get; init; } = true;
+
+    /// <summary>
+    /// Per injected fault kind: applied, detected by a check, silent (the read-back found it, no check did),
+    /// masked (overwritten before it mattered), pending (never applied). Null when nothing was injected.
+    /// </summary>
+    [JsonPropertyName("faults")] public IReadOnlyDictionary<string, FaultStats>? Faults { get; init; }
 
     /// <summary>
     /// The run passed: no errors, the read-back was exact, and for stable and bounce no guard rejections
-    /// (unstable is expected to show them: it is the bug).
+    /// (unstable is expected to show them: it is the bug). With faults injected, the differences and reports on
+    /// the pages the faults touched belong to <see cref="Faults"/>; everything else must still be exact.
     /// </summary>
     [JsonPropertyName("passed")]
     public bool Passed => Errors.Count == 0 && Verify.Mismatched == 0 && Verify.Lost == 0
-        && (Policy == "unstable" || Workload == "ping" || Disk.Rejected.Guard == 0);
+        && (Policy == "unstable" || Workload == "ping" || Faults is not null || Disk.Rejected.Guard == 0);
 
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 

@@ -16,6 +16,7 @@ public sealed class LiveCounters
     public long Refused;
     public long Errors;
     public long Bytes;
+    public long Detected;
 
     public long Ops => Interlocked.Read(ref Writes) + Interlocked.Read(ref Stores) + Interlocked.Read(ref Reads)
         + Interlocked.Read(ref Fsyncs) + Interlocked.Read(ref Pings);
@@ -36,7 +37,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     public string? CurrentPolicy { get; private set; }
 
     /// <summary>The volume a run with <paramref name="policy"/> uses: the config's first volume with that policy.</summary>
-    public VolumeConfig VolumeFor(WritebackPolicy policy)
+    public VolumeConfig VolumeFor(WritebackPolicy policy, bool? tagsAtCopyIn = null)
     {
         if (cluster.Volumes.Count == 0)
         {
@@ -47,14 +48,20 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         {
             throw new UsageException($"--pages {options.Pages} is more than volume '{template.Id}' has ({template.Pages})");
         }
-        return template with { Id = $"{template.Id}-{policy.ToString().ToLowerInvariant()}", Policy = policy };
+        bool tags = tagsAtCopyIn ?? options.TagsAtCopyIn ?? template.TagsAtCopyIn;
+        string id = $"{template.Id}-{policy.ToString().ToLowerInvariant()}{(tags ? "" : "-nocache")}";
+        return template with { Id = id, Policy = policy, TagsAtCopyIn = tags };
     }
 
-    public async Task<LoadReport> RunAsync(WritebackPolicy policy, CancellationToken cancellationToken)
+    public async Task<LoadReport> RunAsync(WritebackPolicy policy, CancellationToken cancellationToken, bool? tagsAtCopyIn = null)
     {
         Live = new LiveCounters();
         CurrentPolicy = policy.ToString().ToLowerInvariant();
-        VolumeConfig volume = VolumeFor(policy);
+        VolumeConfig volume = VolumeFor(policy, tagsAtCopyIn);
+        if (options.Inject.Count > 0 && !cluster.FaultInjection)
+        {
+            throw new UsageException("--inject: fault injection is disabled in the cluster config (set faultInjection: true, or --set faultInjection=true)");
+        }
         bool ping = options.Workload == Workload.Ping;
         var model = new ContentModel();
         var errors = new ConcurrentQueue<string>();
@@ -79,13 +86,39 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk))));
             wbBefore = await RetryAsync(() => flusher.GetStats());
             diskBefore = await RetryAsync(() => DiskStatsAsync(volume));
+            // Media bit rot hits data at rest: pages past the writers' range, written once before the run.
+            int[] cold = options.Inject.Contains(FaultKind.MediaBitrot)
+                ? Enumerable.Range(options.Pages, Math.Max(0, Math.Min(volume.Pages - options.Pages, 32))).ToArray()
+                : [];
             // The content each page has before the run: the base of the model.
-            await ForEachAsync(Enumerable.Range(0, options.Pages), 32, async p =>
+            await ForEachAsync(Enumerable.Range(0, options.Pages).Concat(cold), 32, async p =>
             {
                 IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
-                byte[] content = await grain.Read(0, VolumeConfig.PageSize);
+                byte[] content = await RetryAsync(() => grain.Read(0, VolumeConfig.PageSize));
                 model.SetBase(p, content, (await grain.GetInfo()).Version);
             });
+            if (cold.Length > 0)
+            {
+                var rng = new Random(options.Seed);
+                foreach (int p in cold)
+                {
+                    byte[] data = Fill(new byte[VolumeConfig.PageSize], rng);
+                    WriteResult w = await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Write(0, data, wait: true);
+                    model.Acknowledge(p, w.Version, 0, data);
+                }
+                FsyncResult synced = await flusher.Fsync(cold[0], cold.Length);
+                if (!synced.Durable)
+                {
+                    errors.Enqueue($"fsync of the cold pages: {synced.Error}");
+                }
+            }
+            _injector = options.Inject.Count > 0
+                ? new FaultInjector(client, volume, options.Inject, options.InjectEvery, cold.Length > 0 ? cold : [])
+                : null;
+        }
+        else
+        {
+            _injector = null;
         }
 
         _pages = Enumerable.Range(0, options.Pages).Select(p => client.GetGrain<IPageGrain>($"{volume.Id}/{p}")).ToArray();
@@ -98,19 +131,49 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         double elapsed = Clock.Elapsed.TotalSeconds;
 
         var verify = new VerifyReport(0, 0, 0, 0);
+        Dictionary<string, FaultStats>? faults = null;
         WritebackStats wbAfter = wbBefore;
         DiskStats[] diskAfter = diskBefore;
         if (!ping)
         {
             long t0 = Stopwatch.GetTimestamp();
-            FsyncResult final = await flusher.Fsync(0, options.Pages);
+            FsyncResult final = await flusher.Fsync(0, volume.Pages);
             latency["fsync"].RecordValue(Math.Max(1, (long)Stopwatch.GetElapsedTime(t0).TotalMicroseconds));
             Interlocked.Increment(ref Live.Fsyncs);
-            if (!final.Durable)
+            if (!final.Durable && !ExplainedByFaults(final))
             {
                 errors.Enqueue($"final fsync: {final.Error}");
             }
-            verify = await VerifyAsync(volume, model, errors);
+            PageOutcome[] outcomes = await VerifyAsync(volume, model);
+            HashSet<int> affected = [];
+            if (_injector is not null)
+            {
+                foreach (PageOutcome o in outcomes.Where(o => o.IntegrityError is not null))
+                {
+                    _injector.Detected(o.Page);
+                }
+                (faults, affected) = await _injector.SummarizeAsync(
+                    outcomes.Where(o => o.CacheDiffers || o.DiskDiffers).Select(o => o.Page).ToHashSet());
+            }
+            // What faults explain is theirs; anything else is a failure of the run.
+            PageOutcome[] own = outcomes.Where(o => !affected.Contains(o.Page)).ToArray();
+            foreach (PageOutcome o in own)
+            {
+                if (o.IntegrityError is not null)
+                {
+                    errors.Enqueue($"verify: page {o.Page}: {o.IntegrityError}");
+                }
+                if (o.CacheDiffers)
+                {
+                    errors.Enqueue($"verify: page {o.Page} in the page cache differs from the acknowledged writes");
+                }
+                if (o.DiskDiffers)
+                {
+                    errors.Enqueue($"verify: page {o.Page} on its disk differs from the acknowledged writes after fsync");
+                }
+            }
+            verify = new VerifyReport(outcomes.Length, own.Count(o => o.CacheDiffers), own.Count(o => o.DiskDiffers),
+                model.AcknowledgedWrites, outcomes.Count(o => o.IntegrityError is not null));
             wbAfter = await flusher.GetStats();
             diskAfter = await DiskStatsAsync(volume);
             if (!options.VerifyOnDisk)
@@ -160,9 +223,17 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             Errors = errors.Take(50).ToList(),
             Timeline = buckets.Select((h, i) => new TimelinePoint(i, h.TotalCount, h.TotalCount == 0 ? 0 : Ms(h.GetValueAtPercentile(99))))
                 .Where(t => t.Second < (int)elapsed).ToList(), // whole seconds only
+            TagsAtCopyIn = volume.TagsAtCopyIn,
+            VersionTags = volume.VersionTags,
+            Faults = faults,
         };
     }
 
+    /// <summary>An fsync that failed only because of pages poisoned by injected memory corruption: a detection, not a run error.</summary>
+    private bool ExplainedByFaults(FsyncResult result) =>
+        _injector is not null && result.Error is string e && e.Contains("poisoned", StringComparison.Ordinal);
+
+    private FaultInjector? _injector;
     private IPageGrain[] _pages = [];
     private IPingGrain[] _pings = [];
 
@@ -220,6 +291,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     {
                         continue; // refused until the run ended: never acknowledged, not in the model
                     }
+                    if (_injector is not null)
+                    {
+                        await _injector.AfterWriteAsync(page, rng);
+                    }
                 }
                 else
                 {
@@ -234,13 +309,27 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     sinceFsync = 0;
                     long t0 = Stopwatch.GetTimestamp();
                     FsyncResult f = await client.GetGrain<IWritebackGrain>(volume.Id).Fsync(0, options.Pages);
-                    if (!f.Durable)
+                    if (!f.Durable && !ExplainedByFaults(f))
                     {
                         errors.Enqueue($"fsync: {f.Error}");
                         Interlocked.Increment(ref Live.Errors);
                     }
                     Interlocked.Increment(ref Live.Fsyncs);
                     Record("fsync", t0, latency, buckets);
+                }
+            }
+            catch (StorageException e) when (e.Error == StorageError.IntegrityError && _injector is not null)
+            {
+                // EIO on a page a fault hit: a detection. The application rewrites the whole page, as one would.
+                Interlocked.Increment(ref Live.Detected);
+                _injector.Detected(page);
+                try
+                {
+                    await WriteAsync(volume, page, store: false, rng, mappings, model, stalls, stop, whole: true);
+                }
+                catch (StorageException again) when (again.Error == StorageError.IntegrityError)
+                {
+                    // The page cannot even load (a lost write found on reactivation): reported at verification.
                 }
             }
             catch (Exception e) when (!stop.IsCancellationRequested || e is not OperationCanceledException)
@@ -267,10 +356,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     /// <summary>One write or store, retried while refused (unless holding was asked for). False when the run ended first.</summary>
     private async Task<bool> WriteAsync(VolumeConfig volume, int page, bool store, Random rng, Dictionary<int, long> mappings,
-        ContentModel model, LongConcurrentHistogram stalls, CancellationToken stop)
+        ContentModel model, LongConcurrentHistogram stalls, CancellationToken stop, bool whole = false)
     {
-        int size = rng.Next(options.WriteSizeMin, options.WriteSizeMax + 1);
-        int offset = rng.Next(0, VolumeConfig.PageSize - size + 1);
+        int size = whole ? VolumeConfig.PageSize : rng.Next(options.WriteSizeMin, options.WriteSizeMax + 1);
+        int offset = whole ? 0 : rng.Next(0, VolumeConfig.PageSize - size + 1);
         byte[] data = Fill(new byte[size], rng);
         IPageGrain grain = _pages[page];
         long firstRefusal = 0;
@@ -337,28 +426,41 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         return data;
     }
 
-    private async Task<VerifyReport> VerifyAsync(VolumeConfig volume, ContentModel model, ConcurrentQueue<string> errors)
+    /// <summary>What the read-back found on one page: the cache and the disk against the model, and any check that fired.</summary>
+    private sealed record PageOutcome(int Page, bool CacheDiffers, bool DiskDiffers, string? IntegrityError);
+
+    /// <summary>
+    /// Reads every touched page back from the page cache and from its disk through the page (which checks the
+    /// versions in the application tags too) and compares each byte with the model.
+    /// </summary>
+    private async Task<PageOutcome[]> VerifyAsync(VolumeConfig volume, ContentModel model)
     {
-        int pages = 0, mismatched = 0, lost = 0;
+        var outcomes = new ConcurrentBag<PageOutcome>();
         await ForEachAsync(model.TouchedPages.ToList(), 32, async p =>
         {
             byte[] expected = model.Expected(p);
-            byte[] cached = await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Read(0, VolumeConfig.PageSize);
-            var (disk, lba) = volume.Locate(p);
-            DiskReadResult durable = await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").Read(lba, volume.SectorsPerPage);
-            Interlocked.Increment(ref pages);
-            if (!cached.AsSpan().SequenceEqual(expected))
+            IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
+            bool cacheDiffers = false, diskDiffers = false;
+            var reported = new List<string>();
+            try
             {
-                Interlocked.Increment(ref mismatched);
-                errors.Enqueue($"verify: page {p} in the page cache differs from the acknowledged writes");
+                cacheDiffers = !(await grain.Read(0, VolumeConfig.PageSize)).AsSpan().SequenceEqual(expected);
             }
-            if (!durable.Data.AsSpan().SequenceEqual(expected))
+            catch (StorageException e) when (e.Error == StorageError.IntegrityError)
             {
-                Interlocked.Increment(ref lost);
-                errors.Enqueue($"verify: page {p} on disk {disk} differs from the acknowledged writes after fsync");
+                reported.Add("cache: " + e.Message);
             }
+            try
+            {
+                diskDiffers = !(await grain.ReadDurable()).AsSpan().SequenceEqual(expected);
+            }
+            catch (StorageException e) when (e.Error == StorageError.IntegrityError)
+            {
+                reported.Add("disk: " + e.Message);
+            }
+            outcomes.Add(new PageOutcome(p, cacheDiffers, diskDiffers, reported.Count == 0 ? null : string.Join("; ", reported)));
         });
-        return new VerifyReport(pages, mismatched, lost, model.AcknowledgedWrites);
+        return [.. outcomes.OrderBy(o => o.Page)];
     }
 
     private async Task<DiskStats[]> DiskStatsAsync(VolumeConfig volume) =>

@@ -194,11 +194,18 @@ public class FaultInjectionTests(ClusterFixture fixture)
         FaultRecord applied = Assert.Single(await _grains.Disk(v, d).GetFaultLog());
         Assert.Equal((FaultKind.LostWrite, lba), (applied.Kind, applied.Lba));
 
-        // The next activation of the page finds the lost write too, from its persistent durable version.
+        // The next activation of the page finds the lost write too, from its persistent durable version, and
+        // never serves the old content: reads and partial writes fail; a whole-page write makes the page good.
         await page.Deactivate();
         StorageException reload = await Assert.ThrowsAsync<StorageException>(() => page.Read(0, 8));
         Assert.Equal(CheckKind.Version, reload.Failure!.Check);
-        await Repair(v, 6);
+        Assert.True((await page.GetInfo()).Poisoned);
+        await Assert.ThrowsAsync<StorageException>(() => page.Write(0, new byte[512], false));
+        byte[] fresh = TestVolumes.Pattern(14);
+        WriteResult w = await page.Write(0, fresh, false);
+        Assert.Equal(durable + 1, w.Version);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        Assert.Equal(fresh, await page.ReadDurable());
     }
 
     [Fact]

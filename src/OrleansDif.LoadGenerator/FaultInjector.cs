@@ -1,0 +1,168 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Serialization;
+
+namespace OrleansDif.LoadGenerator;
+
+/// <summary>What happened to the faults of one kind in a run.</summary>
+public sealed record FaultStats(
+    [property: JsonPropertyName("injected")] int Injected,
+    [property: JsonPropertyName("detected")] int Detected,
+    [property: JsonPropertyName("silent")] int Silent,
+    [property: JsonPropertyName("masked")] int Masked,
+    [property: JsonPropertyName("pending")] int Pending,
+    [property: JsonPropertyName("silentPages")] IReadOnlyList<int>? SilentPages = null);
+
+/// <summary>
+/// Injects faults while a load runs and attributes what the checks reported to them afterwards. Every
+/// <see cref="LoadOptions.InjectEvery"/> acknowledged writes, the next kind of the list hits the page just written
+/// (media bit rot hits a cold page, written once before the run, as rot hits data at rest). A page is targeted by
+/// one kind only, so that a report on a page names its fault. An applied fault is <c>detected</c> when any check
+/// reported one of the pages it touched (a disk rejection, a poisoned page, an integrity error on a read or at
+/// verification), <c>silent</c> when the byte-exact read-back found one of them wrong with no check reporting it,
+/// <c>masked</c> otherwise (overwritten before it mattered); <c>pending</c> faults were never applied (their page
+/// was not written back again).
+/// </summary>
+public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IReadOnlyList<FaultKind> kinds, int every, int[] coldPages)
+{
+    private readonly ConcurrentDictionary<int, FaultKind> _targeted = new();
+    private readonly ConcurrentDictionary<int, byte> _detected = new();
+    private readonly ConcurrentQueue<(FaultKind Kind, int Page)> _immediate = new();   // applied as they were asked for
+    private readonly ConcurrentDictionary<FaultKind, int> _requested = new();
+    private long _acks;
+    private int _nextCold;
+
+    public IReadOnlyList<FaultKind> Kinds => kinds;
+
+    /// <summary>Called after each acknowledged write of <paramref name="page"/>; injects when one is due.</summary>
+    public async Task AfterWriteAsync(int page, Random rng)
+    {
+        long n = Interlocked.Increment(ref _acks);
+        if (n % every != 0)
+        {
+            return;
+        }
+        FaultKind kind = kinds[(int)(n / every % kinds.Count)];
+        if (kind == FaultKind.MediaBitrot && coldPages.Length > 0)
+        {
+            int i = Interlocked.Increment(ref _nextCold) - 1;
+            if (i >= coldPages.Length)
+            {
+                return; // every cold page has rotted once
+            }
+            page = coldPages[i];
+        }
+        if (!_targeted.TryAdd(page, kind))
+        {
+            return; // one fault per page: a report on a page names its fault
+        }
+        var (disk, lba) = volume.Locate(page);
+        switch (kind)
+        {
+            case FaultKind.PageBitflip:
+                await client.GetGrain<IPageGrain>($"{volume.Id}/{page}").InjectBitflip(rng.Next(VolumeConfig.PageSize * 8));
+                _immediate.Enqueue((kind, page));
+                break;
+            case FaultKind.TransitBitflip:
+                await client.GetGrain<IWritebackGrain>(volume.Id).InjectTransitBitflip(page);
+                break;
+            case FaultKind.MediaBitrot:
+                await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
+                _immediate.Enqueue((kind, page));
+                break;
+            default:
+                await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").InjectFault(kind, lba, 1);
+                break;
+        }
+        _requested.AddOrUpdate(kind, 1, (_, c) => c + 1);
+    }
+
+    /// <summary>A check reported page <paramref name="page"/> (an integrity error seen by a writer or at verification).</summary>
+    public void Detected(int page) => _detected.TryAdd(page, 0);
+
+    /// <summary>
+    /// Collects what the grains applied and reported, and attributes: per kind, the counts; and the pages the
+    /// faults touched (their read-back differences and integrity errors belong to the faults, not to the run).
+    /// </summary>
+    public async Task<(Dictionary<string, FaultStats> Stats, HashSet<int> Affected)> SummarizeAsync(
+        IReadOnlySet<int> mismatched)
+    {
+        WritebackEvents events = await client.GetGrain<IWritebackGrain>(volume.Id).GetEvents();
+        foreach (int p in events.RejectedPages.Concat(events.PoisonedPages))
+        {
+            Detected(p);
+        }
+        var applied = new List<(FaultKind Kind, List<int> Pages)>();
+        foreach (var (kind, page) in _immediate)
+        {
+            applied.Add((kind, [page]));
+        }
+        foreach (FaultRecord r in events.Applied)
+        {
+            applied.Add((r.Kind, [r.Page]));
+        }
+        for (int d = 0; d < volume.Disks; d++)
+        {
+            foreach (FaultRecord r in await client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").GetFaultLog())
+            {
+                if (r.Kind == FaultKind.MediaBitrot)
+                {
+                    continue; // counted when asked for (it is applied at once)
+                }
+                var pages = PagesOf(d, r.Lba, r.Sectors);
+                if (r.Kind == FaultKind.MisdirectedWrite)
+                {
+                    pages.AddRange(PagesOf(d, r.TargetLba, r.Sectors)); // the data it overwrote
+                }
+                applied.Add((r.Kind, pages.Distinct().ToList()));
+            }
+        }
+        var stats = new Dictionary<string, FaultStats>();
+        var affected = new HashSet<int>();
+        foreach (FaultKind kind in kinds.Distinct())
+        {
+            int injected = 0, detected = 0, silent = 0, masked = 0;
+            var silentPages = new SortedSet<int>();
+            foreach (var (k, all) in applied.Where(a => a.Kind == kind))
+            {
+                // A command fault touches every page of its command; a page another kind targeted is that kind's.
+                List<int> pages = all.Where(p => !_targeted.TryGetValue(p, out FaultKind owner) || owner == kind).ToList();
+                if (pages.Count == 0)
+                {
+                    pages = all;
+                }
+                affected.UnionWith(all); // whatever a fault touched is the faults' to explain, not the run's
+                injected++;
+                if (pages.Any(_detected.ContainsKey))
+                {
+                    detected++;
+                }
+                else if (pages.Any(mismatched.Contains))
+                {
+                    silent++;
+                    silentPages.UnionWith(pages.Where(mismatched.Contains));
+                }
+                else
+                {
+                    masked++;
+                }
+            }
+            int requested = _requested.GetValueOrDefault(kind);
+            stats[FaultKinds.Name(kind)] = new FaultStats(injected, detected, silent, masked, Math.Max(0, requested - injected), [.. silentPages.Take(50)]);
+        }
+        return (stats, affected);
+    }
+
+    private List<int> PagesOf(int disk, long lba, int sectors)
+    {
+        var pages = new List<int>();
+        for (long s = lba - lba % volume.SectorsPerPage; s < lba + sectors; s += volume.SectorsPerPage)
+        {
+            int p = volume.PageAt(disk, s);
+            if (p >= 0)
+            {
+                pages.Add(p);
+            }
+        }
+        return pages;
+    }
+}
