@@ -73,6 +73,10 @@ internal static class LoadCommand
                     setValues = [.. setValues, "dataDirectory=" + Path.GetFullPath(options.DataDirectory)];
                 }
                 cluster = ClusterConfig.Load(options.ConfigPath, SiloCommands.Overrides(setValues));
+                if (options.Inject.Count > 0 && !cluster.FaultInjection)
+                {
+                    throw new UsageException("--inject: fault injection is disabled in the cluster config (set faultInjection: true, or --set faultInjection=true)");
+                }
             }
             catch (Exception e) when (e is UsageException or ConfigException)
             {

@@ -11,12 +11,16 @@ namespace OrleansDif.Grains;
 /// interleave with held writes (the grain is reentrant; every state change is a synchronous block).
 /// </summary>
 [Reentrant]
+[GrainType(TypeName)]
 public sealed class PageGrain(
     ILogger<PageGrain> logger,
     Microsoft.Extensions.Options.IOptions<StorageOptions> options,
     [PersistentState("durable", FileGrainStorage.Name)] IPersistentState<PageDurableState> durable) : Grain, IPageGrain
 {
     private const int PageSize = VolumeConfig.PageSize;
+
+    /// <summary>The grain type of pages (the flusher looks up the active ones by it).</summary>
+    public const string TypeName = "difpage";
 
     private string _volume = "";
     private int _page;
@@ -42,6 +46,7 @@ public sealed class PageGrain(
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
     private bool _poisoned;                             // content not to be trusted: memory corrupt, or unreadable on disk
     private string _poisonReason = "";
+    private bool _poisonedAtLoad;                       // the stored copy failed a check: read it again next time
     private ProtectionFailure? _poisonFailure;
     private readonly SemaphoreSlim _persistGate = new(1, 1);
 
@@ -82,6 +87,7 @@ public sealed class PageGrain(
             throw PoisonedError("a partial write");
         }
         bool wasPoisoned = _poisoned;
+        _poisonedAtLoad = false;
         _poisoned = false; // a whole-page write replaces the corrupt content and every tag with it
         int sectorSize = _config.SectorSize;
         if (!wholePage)
@@ -596,11 +602,13 @@ public sealed class PageGrain(
 
     private Task EnsureLoaded()
     {
-        if (_loading is { IsCompletedSuccessfully: true })
+        // A clean page whose stored copy failed a check reads it again: a repaired medium makes it good.
+        bool retry = _poisonedAtLoad && _state == PageState.Clean && _loading is { IsCompleted: true };
+        if (_loading is { IsCompletedSuccessfully: true } && !retry)
         {
             return Task.CompletedTask;
         }
-        if (_loading is null || _loading.IsFaulted || _loading.IsCanceled)
+        if (_loading is null || _loading.IsFaulted || _loading.IsCanceled || retry)
         {
             _loading = Load();
         }
@@ -637,6 +645,7 @@ public sealed class PageGrain(
             _validTags = 0;
             _version = _durableVersion = durable.State.Version;
             _poisoned = true;
+            _poisonedAtLoad = true;
             _poisonReason = "its stored copy failed a check when it was read: " + e.Message;
             _poisonFailure = e.Failure;
             return;
@@ -651,6 +660,7 @@ public sealed class PageGrain(
                 : tuple.Guard;
         }
         _disk = diskGrain;
+        _poisoned = _poisonedAtLoad = false;
         _version = onDisk;
         _durableVersion = onDisk;
         _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);

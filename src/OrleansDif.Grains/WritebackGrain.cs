@@ -87,7 +87,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 want[targets[i]] = infos[i].Version;
             }
         }
-        for (int round = 0; round < MaxFsyncRounds && want.Count > 0; round++)
+        // Rounds until everything is durable; bounded in time by two leases (a writeback whose flusher died ends
+        // when its lease expires) and in rounds.
+        long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (2L * config.LeaseMs + 5_000) / 1000;
+        for (int round = 0; round < MaxFsyncRounds * 10 && want.Count > 0 && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
         {
             foreach (int p in want.Keys.Where(_poisoned.Contains).ToList())
             {
@@ -167,8 +170,14 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     // ------------------------------------------------------------------ flushing
 
+    private Task? _recovery;
+
     private async Task<VolumeConfig> Config()
     {
+        if (_recovery is { IsCompletedSuccessfully: true })
+        {
+            return _config!;
+        }
         if (_config is null)
         {
             VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
@@ -186,7 +195,65 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 });
             }
         }
+        if (_recovery is null || _recovery.IsFaulted)
+        {
+            _recovery = RecoverDirtyPages();
+        }
+        await _recovery;
         return _config;
+    }
+
+    /// <summary>
+    /// A new activation of the flusher (the old one went with its silo) knows no dirty page, and an fsync must not
+    /// answer "durable" for pages it has never heard of. Like fsync walking the page cache's dirty tags, it asks
+    /// the cluster for the active pages of its volume and takes over the ones that are not clean.
+    /// </summary>
+    private async Task RecoverDirtyPages()
+    {
+        List<GrainId> active = await GrainFactory.GetGrain<IManagementGrain>(0).GetActiveGrains(GrainType.Create(PageGrain.TypeName));
+        string prefix = _volume + "/";
+        var pages = new List<int>();
+        foreach (GrainId id in active)
+        {
+            string key = id.Key.ToString()!;
+            if (key.StartsWith(prefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(prefix.Length), out int page))
+            {
+                pages.Add(page);
+            }
+        }
+        PageInfo?[] infos = await Task.WhenAll(pages.Select(async p =>
+        {
+            try
+            {
+                return (PageInfo?)await GrainFactory.Page(_volume, p).GetInfo();
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Page {Page} of {Volume} did not answer the flusher's recovery", p, _volume);
+                return null;
+            }
+        }));
+        int found = 0;
+        for (int i = 0; i < pages.Count; i++)
+        {
+            if (infos[i] is not { } info || info.State == PageState.Clean)
+            {
+                continue;
+            }
+            found++;
+            if (info.Poisoned)
+            {
+                _poisoned.Add(pages[i]);
+            }
+            else
+            {
+                _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp());
+            }
+        }
+        if (found > 0)
+        {
+            logger.LogInformation("Flusher of {Volume} took over {Count} dirty pages", _volume, found);
+        }
     }
 
     private async Task FlushAged()

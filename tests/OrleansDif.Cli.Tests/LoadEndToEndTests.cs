@@ -106,6 +106,49 @@ public sealed class LoadEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task InjectedFaultsAreAttributedAndNoneGoesSilentWithVersionTags()
+    {
+        string config = WriteConfig(_dir, pages: 48);
+        string json = Path.Combine(_dir, "faults.json");
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--set", "faultInjection=true",
+            "--policy", "stable", "--pages", "32", "--writers", "4", "--duration", "3s", "--mix", "write=90,read=10",
+            "--inject", "transit-bitflip,media-bitrot,misdirected-write,torn-write,lost-write", "--inject-every", "10",
+            "--seed", "3", "--json", json);
+        string siloLog = Path.Combine(_dir, "data", "silos.log");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
+        Assert.Contains("faults detected / applied", stdout);
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
+        JsonElement faults = doc.RootElement.GetProperty("faults");
+        foreach (string kind in new[] { "transit-bitflip", "media-bitrot", "misdirected-write", "torn-write", "lost-write" })
+        {
+            JsonElement f = faults.GetProperty(kind);
+            int injected = f.GetProperty("injected").GetInt32();
+            Assert.Equal(injected, f.GetProperty("detected").GetInt32() + f.GetProperty("silent").GetInt32() + f.GetProperty("masked").GetInt32());
+            // Guard, reference and version tags between them: nothing goes to the medium wrong unnoticed.
+            Assert.True(f.GetProperty("silent").GetInt32() == 0, $"{kind}: {f}");
+        }
+        // Data in flight always fails its guard; rot at rest is always read back.
+        foreach (string kind in new[] { "transit-bitflip", "media-bitrot" })
+        {
+            JsonElement f = faults.GetProperty(kind);
+            Assert.True(f.GetProperty("injected").GetInt32() > 0, kind);
+            Assert.Equal(f.GetProperty("injected").GetInt32(), f.GetProperty("detected").GetInt32());
+        }
+        Assert.Equal(0, doc.RootElement.GetProperty("verify").GetProperty("lost").GetInt32());
+        Assert.True(doc.RootElement.GetProperty("passed").GetBoolean());
+    }
+
+    [Fact]
+    public async Task InjectWithFaultInjectionDisabledIsAUsageError()
+    {
+        string config = WriteConfig(_dir);
+        var (exit, _, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--inject", "lost-write", "--duration", "1s");
+        Assert.Equal(2, exit);
+        Assert.Contains("fault injection is disabled", stderr);
+        Assert.False(File.Exists(Path.Combine(_dir, "data", "silos.log")), "no silo was started");
+    }
+
+    [Fact]
     public async Task NoRunningClusterIsAClearErrorNotAStackTrace()
     {
         string config = WriteConfig(_dir);

@@ -46,6 +46,44 @@ public class FaultInjectionTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task CorruptionOfACleanPageIsReportedByARead()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 8);
+        await page.Write(0, TestVolumes.Pattern(30), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        await page.InjectBitflip(512 * 8 * 2 + 5);            // sector 2 of a clean page
+        Assert.Equal(TestVolumes.Pattern(30).AsSpan(0, 512).ToArray(), await page.Read(0, 512)); // sector 0 is fine
+        StorageException e = await Assert.ThrowsAsync<StorageException>(() => page.Read(1000, 100));
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.Equal(CheckKind.Guard, e.Failure!.Check);
+        Assert.Equal(v.Locate(8).Lba + 2, e.Failure.Lba);
+        Assert.Equal(TestVolumes.Pattern(30), await page.ReadDurable()); // the disk copy was never touched
+    }
+
+    [Fact]
+    public async Task APartialWriteDoesNotFoldCorruptionIntoAFreshTag()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 9);
+        await page.Write(0, TestVolumes.Pattern(31), false);
+        await page.InjectBitflip(512 * 8 + 3);                // sector 1, byte 0
+        long version = (await page.GetInfo()).Version;
+        // A write to the rest of sector 1 would merge with the corrupt byte: it is refused and nothing changes.
+        StorageException e = await Assert.ThrowsAsync<StorageException>(() => page.Write(600, new byte[100], false));
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.Equal(version, (await page.GetInfo()).Version);
+        Assert.True((await page.GetInfo()).Poisoned);
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
+        Assert.False(f.Durable);
+        Assert.Contains("poisoned", f.Error);
+        // A whole-page write replaces it all and is durable again.
+        await page.Write(0, TestVolumes.Pattern(32), false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        Assert.Equal(TestVolumes.Pattern(32), await page.ReadDurable());
+    }
+
+    [Fact]
     public async Task PageBitflipGoesToDiskSilentlyWhenTagsAreComputedAtWriteback()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { TagsAtCopyIn = false });

@@ -55,4 +55,16 @@ public class LoadOptionsTests
         Assert.Equal(WritebackPolicy.Bounce, LoadOptions.ParsePolicy("Bounce"));
         Assert.Throws<UsageException>(() => LoadOptions.ParsePolicy("sometimes"));
     }
+
+    [Fact]
+    public void FaultKindsParse()
+    {
+        Assert.Equal([FaultKind.LostWrite, FaultKind.PageBitflip], LoadOptions.ParseInject("lost-write, page-bitflip,lost-write"));
+        Assert.Equal(6, LoadOptions.ParseInject("all").Count);
+        UsageException e = Assert.Throws<UsageException>(() => LoadOptions.ParseInject("cosmic-ray"));
+        Assert.Contains("cosmic-ray", e.Message);
+        Assert.Throws<UsageException>(() => LoadOptions.ParseInject(" , "));
+        Assert.Throws<UsageException>(() => new LoadOptions { InjectEvery = 0 }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { Inject = [FaultKind.TornWrite], Workload = Workload.Ping }.Validate());
+    }
 }
