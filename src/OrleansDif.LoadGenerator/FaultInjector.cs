@@ -16,13 +16,14 @@ public sealed record FaultStats(
 /// Injects faults while a load runs and attributes what the checks reported to them afterwards. Every
 /// <see cref="LoadOptions.InjectEvery"/> acknowledged writes, the next kind of the list hits the page just written
 /// (media bit rot hits a cold page, written once before the run, as rot hits data at rest). A page is targeted by
-/// one kind only, so that a report on a page names its fault. An applied fault is <c>detected</c> when any check
+/// one fault only, so that a report on a page names its fault, and the writers leave it alone afterwards, so that
+/// the fault is not simply overwritten; at most half the writers' pages are targeted. An applied fault is <c>detected</c> when any check
 /// reported one of the pages it touched (a disk rejection, a poisoned page, an integrity error on a read or at
 /// verification), <c>silent</c> when the byte-exact read-back found one of them wrong with no check reporting it,
 /// <c>masked</c> otherwise (overwritten before it mattered); <c>pending</c> faults were never applied (their page
 /// was not written back again).
 /// </summary>
-public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IReadOnlyList<FaultKind> kinds, int every, int[] coldPages)
+public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IReadOnlyList<FaultKind> kinds, int every, int[] coldPages, int maxTargets)
 {
     private readonly ConcurrentDictionary<int, FaultKind> _targeted = new();
     private readonly ConcurrentDictionary<int, byte> _detected = new();
@@ -33,13 +34,19 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
 
     public IReadOnlyList<FaultKind> Kinds => kinds;
 
+    /// <summary>
+    /// A targeted page is left alone by the writers from then on, so that its fault stays until it is applied and
+    /// read back instead of being overwritten (masked) by the next write.
+    /// </summary>
+    public bool IsRetired(int page) => _targeted.ContainsKey(page);
+
     /// <summary>Called after each acknowledged write of <paramref name="page"/>; injects when one is due.</summary>
     public async Task AfterWriteAsync(int page, Random rng)
     {
         long n = Interlocked.Increment(ref _acks);
-        if (n % every != 0)
+        if (n % every != 0 || _targeted.Count >= maxTargets)
         {
-            return;
+            return; // not due, or enough pages retired: the writers keep half of theirs
         }
         FaultKind kind = kinds[(int)(n / every % kinds.Count)];
         if (kind == FaultKind.MediaBitrot && coldPages.Length > 0)

@@ -113,7 +113,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 }
             }
             _injector = options.Inject.Count > 0
-                ? new FaultInjector(client, volume, options.Inject, options.InjectEvery, cold.Length > 0 ? cold : [])
+                ? new FaultInjector(client, volume, options.Inject, options.InjectEvery, cold.Length > 0 ? cold : [], Math.Max(1, options.Pages / 2))
                 : null;
         }
         else
@@ -273,6 +273,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         {
             int roll = rng.Next(100);
             int page = rng.Next(options.Pages);
+            if (_injector?.IsRetired(page) == true)
+            {
+                continue; // a fault's page: left as the fault made it until it is read back
+            }
             long start = Stopwatch.GetTimestamp();
             string kind;
             try
