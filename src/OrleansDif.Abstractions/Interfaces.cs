@@ -55,6 +55,14 @@ public interface IPageGrain : IGrainWithStringKey
     Task<bool> WaitDurable(long version, TimeSpan timeout);
 
     /// <summary>
+    /// Whether <paramref name="version"/> of activation <paramref name="activation"/> is durable. Versions of two
+    /// activations are not comparable: a page that came back losing writes numbers its next writes from where its
+    /// disk was, and must not pass those off as the lost ones.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<DurableStatus> CheckDurable(long version, long activation);
+
+    /// <summary>
     /// Fault injection (<see cref="FaultKind.PageBitflip"/>): flips bit <paramref name="bit"/> of the content
     /// without touching the cached guard tags. Refused with <see cref="StorageError.FaultInjectionDisabled"/>
     /// unless the cluster enables fault injection.
@@ -63,6 +71,13 @@ public interface IPageGrain : IGrainWithStringKey
 
     /// <summary>Asks the runtime to deactivate this page when idle (tests: a dirty page must survive it).</summary>
     Task Deactivate();
+
+    /// <summary>
+    /// The flusher has reported this page's lost writes to an fsync caller: the page stops reporting them
+    /// (as an error sequence is reported once).
+    /// </summary>
+    [AlwaysInterleave]
+    Task LossReported();
 }
 
 /// <summary>The flusher of one volume: tracks dirty pages and writes them back. Key: volume id.</summary>
@@ -70,6 +85,12 @@ public interface IWritebackGrain : IGrainWithStringKey
 {
     /// <summary>A page became dirty. Throttles the caller while the volume has too many dirty pages.</summary>
     Task MarkDirty(int page, long version);
+
+    /// <summary>
+    /// A page came up with its write intent set: its previous activation died holding acknowledged writes that
+    /// were not on the disks. The next fsync covering it fails and names it.
+    /// </summary>
+    Task ReportLost(int page);
 
     /// <summary>Returns when every page of the range dirtied before the call is durable on the disks.</summary>
     Task<FsyncResult> Fsync(int firstPage, int pageCount);

@@ -79,7 +79,9 @@ public sealed record WriteResult(
     [property: Id(0)] WriteStatus Status,
     [property: Id(1)] long Version,
     [property: Id(2)] double StallMs,
-    [property: Id(3)] bool Faulted);
+    [property: Id(3)] bool Faulted,
+    [property: Id(4)] long Activation = 0,
+    [property: Id(5)] long LoadedVersion = 0);
 
 /// <summary>A page's state as seen from outside.</summary>
 [GenerateSerializer, Immutable]
@@ -92,7 +94,10 @@ public sealed record PageInfo(
     [property: Id(5)] int RevokedMappings,
     [property: Id(6)] int HeldWriters,
     [property: Id(7)] string Silo,
-    [property: Id(8)] bool Poisoned = false);
+    [property: Id(8)] bool Poisoned = false,
+    [property: Id(9)] long Activation = 0,
+    [property: Id(10)] long LoadedVersion = 0,
+    [property: Id(11)] bool LostWrites = false);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus
@@ -149,7 +154,17 @@ public sealed record WritebackStats(
     [property: Id(10)] long Throttled,
     [property: Id(11)] double IoLatencyP50Ms,
     [property: Id(12)] double IoLatencyP99Ms,
-    [property: Id(13)] long PoisonedPages = 0);
+    [property: Id(13)] long PoisonedPages = 0,
+    [property: Id(14)] long LostPages = 0);
+
+/// <summary>Whether a version of a page, as an fsync saw it in one activation, is durable.</summary>
+public enum DurableStatus
+{
+    NotYet,
+    Durable,
+    /// <summary>The page came back in a new activation without acknowledged writes of the one the fsync saw.</summary>
+    Lost,
+}
 
 /// <summary>Outcome of an fsync.</summary>
 [GenerateSerializer, Immutable]

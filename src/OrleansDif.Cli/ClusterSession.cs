@@ -14,6 +14,12 @@ internal sealed class ClusterSession : IAsyncDisposable
 
     public IClusterClient Client => _client!.Client;
 
+    /// <summary>The silo processes this session started (with --local).</summary>
+    public LocalCluster? Local => _local;
+
+    /// <summary>Where the silos' output goes (with --local).</summary>
+    public TextWriter? Log => _siloLog;
+
     public static async Task<ClusterSession> OpenAsync(ClusterConfig cluster, string configPath, string[] setValues, bool local,
         IAnsiConsole console, CancellationToken ct)
     {

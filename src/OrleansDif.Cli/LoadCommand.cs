@@ -31,10 +31,12 @@ internal static class LoadCommand
         var inject = new Option<string?>("--inject") { Description = "Inject faults during the run: page-bitflip, transit-bitflip, media-bitrot, misdirected-write, torn-write, lost-write (comma-separated, or all); needs faultInjection: true" };
         var injectEvery = new Option<int>("--inject-every") { Description = "One fault every N acknowledged writes", DefaultValueFactory = _ => 100 };
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
+        var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
+        var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills, e.g. 10s", DefaultValueFactory = _ => "10s" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
         {
             config, set, local, policy, pages, writers, writeSize, mix, wait, fsyncEvery, duration, seed, dataDir, workload, json, chart, compare,
-            inject, injectEvery, noTagCache,
+            inject, injectEvery, noTagCache, chaos, chaosEvery,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -66,7 +68,13 @@ internal static class LoadCommand
                     Inject = parse.GetValue(inject) is string kinds ? LoadOptions.ParseInject(kinds) : [],
                     InjectEvery = parse.GetValue(injectEvery),
                     TagsAtCopyIn = parse.GetValue(noTagCache) ? false : null,
+                    KillSilos = parse.GetValue(chaos) is string c && LoadOptions.ParseChaos(c),
+                    ChaosEvery = LoadOptions.ParseDuration(parse.GetValue(chaosEvery)!),
                 };
+                if (options.KillSilos && options.FsyncEvery == 0)
+                {
+                    options = options with { FsyncEvery = 50 }; // synced and unsynced writes both, for the verification to tell apart
+                }
                 options.Validate();
                 if (options.DataDirectory is not null)
                 {
@@ -95,7 +103,10 @@ internal static class LoadCommand
         try
         {
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, options.ConfigPath, setValues, options.Local, console, ct);
-            var runner = new LoadRunner(session.Client, cluster, options);
+            ChaosMonkey? monkey = options.KillSilos
+                ? new ChaosMonkey(session.Local!, cluster.Silos.Count, options.ChaosEvery, options.Seed, session.Log!)
+                : null;
+            var runner = new LoadRunner(session.Client, cluster, options, monkey);
             WritebackPolicy[] policies = options.Compare
                 ? [WritebackPolicy.Stable, WritebackPolicy.Bounce, WritebackPolicy.Unstable]
                 : [options.Policy ?? cluster.Volumes.FirstOrDefault()?.ToVolumeConfig().Policy ?? WritebackPolicy.Stable];
@@ -115,6 +126,12 @@ internal static class LoadCommand
                 }
             }
             console.Write(Summary(reports));
+            if (reports.FirstOrDefault(r => r.Chaos is not null)?.Chaos is ChaosReport chaosReport)
+            {
+                console.MarkupLine($"chaos: {chaosReport.Kills} kills ({Markup.Escape(string.Join(", ", chaosReport.Killed))}), {chaosReport.Restarts} restarts, "
+                    + $"{chaosReport.ReactivatedPages} pages came back; acknowledged writes lost: synced {chaosReport.SyncedLost}, unsynced {chaosReport.UnsyncedLost}; "
+                    + $"fsyncs reporting lost pages {chaosReport.FsyncLossReports}, failed {chaosReport.FsyncFailures}; calls retried {chaosReport.RetriedCalls}");
+            }
             if (options.Inject.Count > 0)
             {
                 console.Write(DetectionMatrix(reports));
@@ -141,7 +158,7 @@ internal static class LoadCommand
                                       : "[red]FAILED[/]: see the verify and rejection columns");
             return passed ? CliApp.ExitOk : CliApp.ExitFailed;
         }
-        catch (Exception e) when (e is ConnectionException or ConfigException or TimeoutException or InvalidOperationException or UsageException or StorageException)
+        catch (Exception e) when (e is ConnectionException or ConfigException or TimeoutException or InvalidOperationException or UsageException or StorageException or OrleansException)
         {
             await stderr.WriteLineAsync($"orleansdif load: {e.Message}");
             return e is UsageException or ConfigException ? CliApp.ExitUsage : CliApp.ExitFailed;

@@ -22,6 +22,7 @@ public static class DifMetrics
     public static readonly Counter<long> DiskRejections = s_meter.CreateCounter<long>("orleansdif.disk.rejections", description: "disk commands rejected, by check");
     public static readonly Counter<long> DiskReadErrors = s_meter.CreateCounter<long>("orleansdif.disk.read_errors", description: "sectors whose PI failed on read, by check");
     public static readonly Counter<long> LostWrites = s_meter.CreateCounter<long>("orleansdif.page.lost_writes", description: "reads that found an older page version on disk than the last durable one");
+    public static readonly Counter<long> LostPages = s_meter.CreateCounter<long>("orleansdif.page.lost_unsynced", description: "pages that came up with their write intent set (acknowledged writes lost with a silo)");
     public static readonly Counter<long> PoisonedPages = s_meter.CreateCounter<long>("orleansdif.page.poisoned", description: "pages whose memory no longer matched their cached guard tags");
     public static readonly Counter<long> FaultsInjected = s_meter.CreateCounter<long>("orleansdif.faults.injected", description: "faults injected, by kind");
     public static readonly Counter<long> DiskSectorsWritten = s_meter.CreateCounter<long>("orleansdif.disk.sectors_written");

@@ -62,6 +62,35 @@ public sealed class FileGrainStorage(string directory) : IGrainStorage
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// The states of the grains of type <paramref name="grainType"/> whose keys are "<paramref name="keyPrefix"/>/NAME",
+    /// as (NAME, state); for a new flusher that must find pages marked in persistent state without activating all.
+    /// </summary>
+    public static IEnumerable<(string Name, T State)> List<T>(string directory, string stateName, string grainType, string keyPrefix)
+    {
+        string folder = Path.Combine(directory, "state", Sanitize(stateName), Sanitize(grainType), Sanitize(keyPrefix));
+        if (!Directory.Exists(folder))
+        {
+            yield break;
+        }
+        foreach (string file in Directory.EnumerateFiles(folder, "*.json"))
+        {
+            Envelope? envelope;
+            try
+            {
+                envelope = JsonSerializer.Deserialize<Envelope>(File.ReadAllBytes(file));
+            }
+            catch (Exception e) when (e is IOException or JsonException)
+            {
+                continue; // being replaced right now, or not a state file: the page answers for itself when asked
+            }
+            if (envelope is not null && envelope.State.Deserialize<T>() is T state)
+            {
+                yield return (Path.GetFileNameWithoutExtension(file), state);
+            }
+        }
+    }
+
     private static async Task<long> CurrentETag(string path)
     {
         if (!File.Exists(path))

@@ -49,6 +49,11 @@ public sealed class PageGrain(
     private bool _poisonedAtLoad;                       // the stored copy failed a check: read it again next time
     private ProtectionFailure? _poisonFailure;
     private readonly SemaphoreSlim _persistGate = new(1, 1);
+    private int _persisting;                            // persistent-state writes waiting or under way
+    private long _activation;                           // random per activation: a client sees a page come back
+    private long _loadedVersion;                        // the version the page had on its disk when it loaded
+    private bool _lost;                                 // came up with its write intent set: acknowledged writes lost
+    private bool _cameBackLost;                         // the same, kept for the life of this activation
 
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
@@ -63,6 +68,7 @@ public sealed class PageGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_volume, _page) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        _activation = Random.Shared.NextInt64(1, long.MaxValue);
         return Task.CompletedTask;
     }
 
@@ -119,8 +125,10 @@ public sealed class PageGrain(
         }
         long version = ++_version;
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
+        Task intent = EnsureIntent();
         await (wasPoisoned && _state == PageState.Dirty ? Register() : MarkDirty()); // a poisoned page was dropped by the flusher
-        return new WriteResult(WriteStatus.Ok, version, stallMs, false);
+        await intent;
+        return new WriteResult(WriteStatus.Ok, version, stallMs, false, _activation, _loadedVersion);
     }
 
     public async Task<byte[]> Read(int offset, int length)
@@ -190,8 +198,10 @@ public sealed class PageGrain(
         _validTags = 0; // a store through a mapping computes no CRC: every cached tag is stale
         long version = ++_version;
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
+        Task intent = EnsureIntent();
         await MarkDirty();
-        return new WriteResult(WriteStatus.Ok, version, stallMs, faulted);
+        await intent;
+        return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _activation, _loadedVersion);
     }
 
     public async Task Unmap(long mapping)
@@ -206,7 +216,7 @@ public sealed class PageGrain(
         await EnsureLoaded();
         return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
             _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
-            _heldWriters, RuntimeIdentity, _poisoned);
+            _heldWriters, RuntimeIdentity, _poisoned, _activation, _loadedVersion, _lost);
     }
 
     public async Task InjectBitflip(int bit)
@@ -233,6 +243,16 @@ public sealed class PageGrain(
             }
         }
         this.DeactivateOnIdle();
+    }
+
+    public async Task LossReported()
+    {
+        await EnsureLoaded();
+        if (_lost)
+        {
+            _lost = false;
+            await PersistState();
+        }
     }
 
     // ------------------------------------------------------------------ writeback protocol
@@ -330,6 +350,16 @@ public sealed class PageGrain(
         return stored.Data;
     }
 
+    public async Task<DurableStatus> CheckDurable(long version, long activation)
+    {
+        await EnsureLoaded();
+        if (activation != _activation && _cameBackLost)
+        {
+            return DurableStatus.Lost;
+        }
+        return _durableVersion >= version ? DurableStatus.Durable : DurableStatus.NotYet;
+    }
+
     public async Task<bool> WaitDurable(long version, TimeSpan timeout)
     {
         await EnsureLoaded();
@@ -399,27 +429,55 @@ public sealed class PageGrain(
     /// <summary>Records <paramref name="version"/> as durable, in persistent state first, then wakes fsync waiters.</summary>
     private async Task PersistDurable(long version)
     {
+        await PersistState(version);
+        _durableVersion = Math.Max(_durableVersion, version);
+        WakeDurableWaiters();
+    }
+
+    /// <summary>
+    /// The write intent (as a RAID write-intent bitmap marks a region before writing it): persisted before a
+    /// write is acknowledged, cleared with the durable version once every write is on the disk. A page that
+    /// loads with it set knows its last activation died holding acknowledged writes that never reached a disk.
+    /// A write finds it set without a state write, unless a state write that may clear it is under way.
+    /// </summary>
+    private Task EnsureIntent() => durable.State.Dirty && _persisting == 0 ? Task.CompletedTask : PersistState();
+
+    /// <summary>
+    /// Writes the page's persistent state as it must be now: the durable version (at least
+    /// <paramref name="durableVersion"/>), the write intent (set while any write is newer than that version) and
+    /// the lost-writes flag. State writes run one at a time; each computes what to write when its turn comes,
+    /// so a write that arrives while one is under way is covered by the next.
+    /// </summary>
+    private async Task PersistState(long durableVersion = 0)
+    {
+        _persisting++;
         await _persistGate.WaitAsync();
         try
         {
-            if (version > durable.State.Version)
+            long version = Math.Max(durable.State.Version, durableVersion);
+            bool dirty = _version > version;
+            if (version == durable.State.Version && dirty == durable.State.Dirty && _lost == durable.State.Lost)
             {
-                durable.State.Version = version;
-                try
-                {
-                    await durable.WriteStateAsync();
-                }
-                catch
-                {
-                    await durable.ReadStateAsync();
-                    throw;
-                }
+                return;
             }
-            _durableVersion = Math.Max(_durableVersion, version);
-            WakeDurableWaiters();
+            (long oldVersion, bool oldDirty, bool oldLost) = (durable.State.Version, durable.State.Dirty, durable.State.Lost);
+            durable.State.Version = version;
+            durable.State.Dirty = dirty;
+            durable.State.Lost = _lost;
+            try
+            {
+                await durable.WriteStateAsync();
+            }
+            catch
+            {
+                (durable.State.Version, durable.State.Dirty, durable.State.Lost) = (oldVersion, oldDirty, oldLost);
+                await durable.ReadStateAsync();
+                throw;
+            }
         }
         finally
         {
+            _persisting--;
             _persistGate.Release();
         }
     }
@@ -648,6 +706,7 @@ public sealed class PageGrain(
             _poisonedAtLoad = true;
             _poisonReason = "its stored copy failed a check when it was read: " + e.Message;
             _poisonFailure = e.Failure;
+            await Loaded();
             return;
         }
         var scheme = GrainHelpers.Scheme(config);
@@ -667,6 +726,50 @@ public sealed class PageGrain(
         _content = stored.Data;
         _tags = tags;
         _validTags = tags.Length == 64 ? ulong.MaxValue : (1UL << tags.Length) - 1;
+        await Loaded();
+    }
+
+    /// <summary>
+    /// After a load: a write intent left set means the last activation died (killed silo) holding acknowledged
+    /// writes that never reached the disk. They are gone; the page says so to the flusher, whose next fsync
+    /// covering the page fails and names it, and keeps saying so until that fsync has reported it.
+    /// </summary>
+    private async Task Loaded()
+    {
+        _loadedVersion = _version;
+        if (durable.State.Dirty || durable.State.Lost)
+        {
+            if (!_lost)
+            {
+                logger.LogWarning("{Volume} page {Page} came up with its write intent set: acknowledged writes after version {Version} were lost with its last activation",
+                    _volume, _page, _version);
+                DifMetrics.LostPages.Add(1);
+            }
+            _lost = true;
+            _cameBackLost = true;
+        }
+        if (_lost || _version > durable.State.Version)
+        {
+            await PersistState(_version);
+        }
+        if (_lost)
+        {
+            // Not awaited: the load must not wait on a flusher that may itself be coming back. If the report goes
+            // astray the flusher finds the page all the same: fsync asks each page it covers, a new flusher scans.
+            _ = ReportLostAsync();
+        }
+    }
+
+    private async Task ReportLostAsync()
+    {
+        try
+        {
+            await _flusher.ReportLost(_page);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "{Volume} page {Page} could not report its lost writes to the flusher", _volume, _page);
+        }
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -707,9 +810,16 @@ public sealed class PageGrain(
     }
 }
 
-/// <summary>What a page keeps in persistent grain state: its last durable version.</summary>
+/// <summary>What a page keeps in persistent grain state.</summary>
 [GenerateSerializer]
 public sealed class PageDurableState
 {
+    /// <summary>The last version known to be on the disk.</summary>
     [Id(0)] public long Version { get; set; }
+
+    /// <summary>Write intent: the page may hold acknowledged writes newer than <see cref="Version"/> in memory only.</summary>
+    [Id(1)] public bool Dirty { get; set; }
+
+    /// <summary>Acknowledged writes were lost with an activation; no fsync has reported it yet.</summary>
+    [Id(2)] public bool Lost { get; set; }
 }

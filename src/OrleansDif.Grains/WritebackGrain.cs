@@ -32,6 +32,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private readonly List<int> _transitTargets = [];
     private readonly List<FaultRecord> _faultLog = [];
     private readonly HashSet<int> _poisoned = [];
+    private readonly HashSet<int> _lost = [];                      // pages that lost acknowledged writes with a silo
+    private long _lostReported;
     private readonly HashSet<int> _rejectedPages = [];
     private readonly Random _faultRandom = new();
     private readonly double[] _latencies = new double[4096];
@@ -61,6 +63,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
     }
 
+    public Task ReportLost(int page)
+    {
+        // No Config() here: a page reports while it loads, and a new flusher's recovery asks the loading page.
+        _lost.Add(page);
+        return Task.CompletedTask;
+    }
+
     public async Task<FsyncResult> Fsync(int firstPage, int pageCount)
     {
         VolumeConfig config = await Config();
@@ -68,16 +77,23 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         int last = firstPage + pageCount;
         // Every page dirtied before this call is dirty or in flight now; note the version each must reach.
         // Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged data that is not durable.
-        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Where(p => p >= firstPage && p < last).Distinct().ToList();
+        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Concat(_lost).Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
             return new FsyncResult(true, 0, null);
         }
+        // Asking each page activates the ones that went with a silo: they load, find their write intent and say so.
         PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
         var want = new Dictionary<int, long>();
+        var activations = new Dictionary<int, long>();
         var poisoned = new SortedSet<int>(targets.Where(p => _poisoned.Contains(p)));
+        var lost = new SortedSet<int>();
         for (int i = 0; i < targets.Count; i++)
         {
+            if (infos[i].LostWrites || _lost.Contains(targets[i]))
+            {
+                lost.Add(targets[i]);
+            }
             if (infos[i].Poisoned)
             {
                 poisoned.Add(targets[i]);
@@ -85,6 +101,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             else if (infos[i].DurableVersion < infos[i].Version)
             {
                 want[targets[i]] = infos[i].Version;
+                activations[targets[i]] = infos[i].Activation;
             }
         }
         // Rounds until everything is durable; bounded in time by two leases (a writeback whose flusher died ends
@@ -112,21 +129,44 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             await Task.WhenAll(running);
             await Flush(want.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
             int[] pages = want.Keys.ToArray();
-            bool[] durable = await Task.WhenAll(pages.Select(p =>
-                GrainFactory.Page(_volume, p).WaitDurable(want[p], TimeSpan.Zero)));
+            DurableStatus[] durable = await Task.WhenAll(pages.Select(p =>
+                GrainFactory.Page(_volume, p).CheckDurable(want[p], activations[p])));
             for (int i = 0; i < pages.Length; i++)
             {
-                if (durable[i])
+                if (durable[i] != DurableStatus.NotYet)
                 {
                     want.Remove(pages[i]);
                 }
+                if (durable[i] == DurableStatus.Lost)
+                {
+                    lost.Add(pages[i]); // its silo died while this fsync ran, with writes the fsync was waiting for
+                }
             }
         }
-        if (poisoned.Count > 0)
+        if (lost.Count > 0)
         {
-            // EIO: the data acknowledged for these pages was corrupted in memory and is not on the disks.
-            return new FsyncResult(false, targets.Count,
-                $"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
+            // EIO, reported once (as an error sequence is): the caller learns that writes it had acknowledged
+            // since its last successful fsync are gone; the pages stop reporting it.
+            await Task.WhenAll(lost.Select(p => GrainFactory.Page(_volume, p).LossReported()));
+            foreach (int p in lost)
+            {
+                _lost.Remove(p);
+            }
+            _lostReported += lost.Count;
+        }
+        if (poisoned.Count > 0 || lost.Count > 0)
+        {
+            // EIO: the data acknowledged for these pages was corrupted in memory, or lost with a silo, and is not on the disks.
+            var parts = new List<string>();
+            if (lost.Count > 0)
+            {
+                parts.Add($"{lost.Count} pages lost acknowledged writes that were not yet durable when their silo died (pages {string.Join(", ", lost.Take(10))})");
+            }
+            if (poisoned.Count > 0)
+            {
+                parts.Add($"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
+            }
+            return new FsyncResult(false, targets.Count, string.Join("; ", parts));
         }
         return want.Count == 0
             ? new FsyncResult(true, targets.Count, null)
@@ -140,7 +180,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
         return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
-            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count);
+            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count, _lostReported);
     }
 
     public async Task InjectTransitBitflips(int commands)
@@ -212,15 +252,26 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     {
         List<GrainId> active = await GrainFactory.GetGrain<IManagementGrain>(0).GetActiveGrains(GrainType.Create(PageGrain.TypeName));
         string prefix = _volume + "/";
-        var pages = new List<int>();
+        var candidates = new SortedSet<int>();
         foreach (GrainId id in active)
         {
             string key = id.Key.ToString()!;
             if (key.StartsWith(prefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(prefix.Length), out int page))
             {
-                pages.Add(page);
+                candidates.Add(page);
             }
         }
+        // Every page that holds acknowledged writes has its write intent persisted (set before the first write
+        // was acknowledged): the persistent states name the dirty pages even when a silo did not answer above,
+        // and the pages that went with a silo (asking them brings them up, and they report the loss).
+        foreach (var (name, state) in FileGrainStorage.List<PageDurableState>(options.Value.DataDirectory, "durable", PageGrain.TypeName, _volume))
+        {
+            if ((state.Dirty || state.Lost) && int.TryParse(name, out int page) && page >= 0)
+            {
+                candidates.Add(page);
+            }
+        }
+        int[] pages = [.. candidates];
         PageInfo?[] infos = await Task.WhenAll(pages.Select(async p =>
         {
             try
@@ -229,25 +280,29 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             catch (Exception e)
             {
-                logger.LogWarning(e, "Page {Page} of {Volume} did not answer the flusher's recovery", p, _volume);
+                logger.LogWarning(e, "Page {Page} of {Volume} did not answer the flusher's recovery; it is taken as dirty", p, _volume);
                 return null;
             }
         }));
         int found = 0;
-        for (int i = 0; i < pages.Count; i++)
+        for (int i = 0; i < pages.Length; i++)
         {
-            if (infos[i] is not { } info || info.State == PageState.Clean)
+            if (infos[i] is { LostWrites: true })
+            {
+                _lost.Add(pages[i]);
+            }
+            if (infos[i] is { } info && info.State == PageState.Clean)
             {
                 continue;
             }
             found++;
-            if (info.Poisoned)
+            if (infos[i] is { Poisoned: true })
             {
                 _poisoned.Add(pages[i]);
             }
             else
             {
-                _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp());
+                _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // unanswered too: a flush finds out
             }
         }
         if (found > 0)

@@ -30,7 +30,15 @@ public sealed class ClusterClient : IAsyncDisposable
                 o.ClusterId = config.ClusterId;
                 o.ServiceId = config.ServiceId;
             });
-            client.UseStaticClustering(config.Gateways.ToArray());
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMilliseconds(config.ResponseTimeoutMs));
+            if (config.UsesRedis)
+            {
+                client.UseRedisClustering(config.Redis); // the gateways that are alive, from membership
+            }
+            else
+            {
+                client.UseStaticClustering(config.Gateways.ToArray());
+            }
             // Silos may still be starting: retry for a while, then give up with a clear message.
             var giveUp = DateTime.UtcNow + timeout;
             client.UseConnectionRetryFilter(async (_, ct) =>

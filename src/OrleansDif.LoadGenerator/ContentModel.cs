@@ -4,25 +4,54 @@ namespace OrleansDif.LoadGenerator;
 
 /// <summary>
 /// The client's own model of the acknowledged writes. Per page: the content and version it had when the run
-/// began, then every acknowledged write or store with the version the page grain gave it. A page bumps its
-/// version by one per applied write, so writes are folded into the content as soon as the versions before
-/// them are known (memory stays flat however long the run); out-of-order acknowledgements wait in a small
-/// pending set. The expected content is the base with every write applied in version order.
+/// began, then every acknowledged write or store with the version the page grain gave it; the expected content
+/// is the base with every write applied in version order.
+/// <para>
+/// Each acknowledgement names the page activation that made it and the version that activation loaded from the
+/// disk. When a page comes back in a new activation (its silo was killed), the writes of the old one newer than
+/// the loaded version are gone: counted as unsynced losses (allowed, as after a kernel crash) and dropped from
+/// the model. Writes an acknowledged fsync covered must never be among them: those are counted as synced losses.
+/// </para>
+/// <para>
+/// Memory: without <c>keepUnsynced</c> writes are folded into the content as soon as the versions before them
+/// are known; with it (runs where silos die) only up to the last version an fsync made durable, since a newer
+/// write may still have to be taken back.
+/// </para>
 /// </summary>
-public sealed class ContentModel
+public sealed class ContentModel(bool keepUnsynced = false)
 {
     private readonly ConcurrentDictionary<int, PageModel> _pages = new();
+    private long _unsyncedLost;
+    private long _syncedLost;
+    private long _reactivations;
+    private readonly ConcurrentQueue<string> _violations = new();
 
     private sealed class PageModel
     {
         public byte[] Content = new byte[VolumeConfig.PageSize];
-        public long Applied;
-        public readonly SortedDictionary<long, (int Offset, byte[] Data)> Pending = [];
+        public long Folded;                                               // Content = base + writes up to here
+        public long Activation;                                           // the activation the model follows
+        public long Latest;                                               // highest acknowledged version of it
+        public long Synced;                                               // highest version an fsync made durable
+        public readonly SortedDictionary<long, (int Offset, byte[] Data)> Writes = [];
+        public readonly Dictionary<long, long> Retired = [];              // old activation -> version its successor loaded
         public int Acknowledged;
     }
 
-    /// <summary>The page's content and version before the run.</summary>
-    public void SetBase(int page, byte[] content, long version)
+    /// <summary>Acknowledged writes lost with a killed silo before any fsync covered them.</summary>
+    public long UnsyncedLost => Interlocked.Read(ref _unsyncedLost);
+
+    /// <summary>Acknowledged writes lost although an acknowledged fsync covered them: must be 0.</summary>
+    public long SyncedLost => Interlocked.Read(ref _syncedLost);
+
+    /// <summary>Times a page came back in a new activation that the model followed.</summary>
+    public long Reactivations => Interlocked.Read(ref _reactivations);
+
+    /// <summary>What each synced loss was, for the report's errors.</summary>
+    public IReadOnlyCollection<string> Violations => _violations;
+
+    /// <summary>The page's content and version before the run (and the activation that had them, when known).</summary>
+    public void SetBase(int page, byte[] content, long version, long activation = 0)
     {
         if (content.Length != VolumeConfig.PageSize)
         {
@@ -32,12 +61,16 @@ public sealed class ContentModel
         lock (model)
         {
             model.Content = (byte[])content.Clone();
-            model.Applied = version;
+            model.Folded = model.Latest = model.Synced = version;
+            model.Activation = activation;
         }
     }
 
-    /// <summary>Records an acknowledged write. Two writes with one version on one page is a broken page grain.</summary>
-    public void Acknowledge(int page, long version, int offset, byte[] data)
+    /// <summary>
+    /// Records an acknowledged write of activation <paramref name="activation"/>, which loaded
+    /// <paramref name="loadedVersion"/> from the disk. Two writes with one version in one activation is a broken page grain.
+    /// </summary>
+    public void Acknowledge(int page, long version, int offset, byte[] data, long activation = 0, long loadedVersion = 0)
     {
         if (offset < 0 || data.Length == 0 || offset + data.Length > VolumeConfig.PageSize)
         {
@@ -46,16 +79,142 @@ public sealed class ContentModel
         PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
         lock (model)
         {
-            if (version <= model.Applied || !model.Pending.TryAdd(version, (offset, data)))
+            if (activation != 0 && model.Activation != activation)
+            {
+                if (model.Retired.TryGetValue(activation, out long successorLoaded))
+                {
+                    // A late acknowledgement of an activation already replaced: kept only if it reached the disk.
+                    if (version > successorLoaded)
+                    {
+                        model.Acknowledged++;
+                        Interlocked.Increment(ref _unsyncedLost);
+                        return;
+                    }
+                }
+                else
+                {
+                    Follow(page, model, activation, loadedVersion);
+                }
+            }
+            if (version <= model.Folded || !model.Writes.TryAdd(version, (offset, data)))
             {
                 throw new InvalidOperationException($"page {page}: version {version} acknowledged twice");
             }
             model.Acknowledged++;
-            while (model.Pending.Remove(model.Applied + 1, out var next))
+            if (model.Activation == activation || activation == 0)
             {
-                next.Data.CopyTo(model.Content, next.Offset);
-                model.Applied++;
+                model.Latest = Math.Max(model.Latest, version);
             }
+            Fold(model);
+        }
+    }
+
+    /// <summary>The page as it is now (read before verification): follows it into a new activation.</summary>
+    public void Observe(int page, long activation, long loadedVersion)
+    {
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            if (activation != 0 && model.Activation != activation && !model.Retired.ContainsKey(activation))
+            {
+                Follow(page, model, activation, loadedVersion);
+            }
+        }
+    }
+
+    /// <summary>Per page, the activation and newest acknowledged version when an fsync is issued.</summary>
+    public IReadOnlyList<(int Page, long Activation, long Version)> SyncMark() =>
+        _pages.Select(kv =>
+        {
+            lock (kv.Value)
+            {
+                return (kv.Key, kv.Value.Activation, kv.Value.Latest);
+            }
+        }).ToList();
+
+    /// <summary>The entries of <paramref name="mark"/> that would make something durable the model does not know as such.</summary>
+    public IReadOnlyList<(int Page, long Activation, long Version)> NewIn(IReadOnlyList<(int Page, long Activation, long Version)> mark) =>
+        mark.Where(m =>
+        {
+            PageModel model = _pages[m.Page];
+            lock (model)
+            {
+                return m.Version > model.Synced;
+            }
+        }).ToList();
+
+    /// <summary>An fsync issued at <paramref name="mark"/> was acknowledged: every write in the mark is durable.</summary>
+    public void Synced(IReadOnlyList<(int Page, long Activation, long Version)> mark)
+    {
+        foreach (var (page, activation, version) in mark)
+        {
+            PageModel model = _pages[page];
+            lock (model)
+            {
+                if (model.Activation == activation)
+                {
+                    model.Synced = Math.Max(model.Synced, version);
+                    Fold(model);
+                }
+                else if (model.Retired.TryGetValue(activation, out long successorLoaded) && successorLoaded < version)
+                {
+                    // The page came back without writes this fsync had made durable.
+                    Lost(page, version - successorLoaded, $"page {page}: an acknowledged fsync covered version {version}, the page came back at {successorLoaded}");
+                }
+            }
+        }
+    }
+
+    private void Follow(int page, PageModel model, long activation, long loaded)
+    {
+        if (model.Activation != 0)
+        {
+            Interlocked.Increment(ref _reactivations);
+            if (loaded < model.Synced)
+            {
+                Lost(page, model.Synced - loaded, $"page {page}: came back at version {loaded}, an acknowledged fsync had made {model.Synced} durable (activation {model.Activation} -> {activation})");
+            }
+            foreach (long v in model.Writes.Keys.Where(v => v > loaded).ToList())
+            {
+                model.Writes.Remove(v);
+                Interlocked.Increment(ref _unsyncedLost);
+            }
+            if (model.Folded > loaded && loaded >= model.Synced)
+            {
+                // Folded already (a model that keeps no unsynced writes): lost all the same, and not taken back.
+                Interlocked.Add(ref _unsyncedLost, model.Folded - loaded);
+            }
+            model.Retired[model.Activation] = loaded;
+            model.Synced = Math.Min(model.Synced, loaded);
+            model.Latest = loaded;
+        }
+        model.Activation = activation;
+        Fold(model);
+    }
+
+    private void Lost(int page, long writes, string what)
+    {
+        Interlocked.Add(ref _syncedLost, writes);
+        if (_violations.Count < 50)
+        {
+            _violations.Enqueue(what);
+        }
+        _ = page;
+    }
+
+    private void Fold(PageModel model)
+    {
+        while (model.Writes.Count > 0)
+        {
+            var (version, (offset, data)) = model.Writes.First();
+            bool next = keepUnsynced ? version <= model.Synced : version == model.Folded + 1;
+            if (!next)
+            {
+                break;
+            }
+            data.CopyTo(model.Content, offset);
+            model.Folded = version;
+            model.Writes.Remove(version);
         }
     }
 
@@ -63,8 +222,8 @@ public sealed class ContentModel
 
     public int AcknowledgedWrites => _pages.Values.Sum(m => { lock (m) { return m.Acknowledged; } });
 
-    /// <summary>Writes still waiting for an earlier version (a write whose acknowledgement never came leaves a gap).</summary>
-    public int PendingWrites => _pages.Values.Sum(m => { lock (m) { return m.Pending.Count; } });
+    /// <summary>Writes not folded yet (without keepUnsynced: waiting for an earlier version; an acknowledgement that never came leaves a gap).</summary>
+    public int PendingWrites => _pages.Values.Sum(m => { lock (m) { return m.Writes.Count; } });
 
     /// <summary>The content page <paramref name="page"/> must have once every acknowledged write is applied.</summary>
     public byte[] Expected(int page)
@@ -76,7 +235,7 @@ public sealed class ContentModel
         lock (model)
         {
             byte[] content = (byte[])model.Content.Clone();
-            foreach (var (offset, data) in model.Pending.Values)
+            foreach (var (offset, data) in model.Writes.Values)
             {
                 data.CopyTo(content, offset);
             }

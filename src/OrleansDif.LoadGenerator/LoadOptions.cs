@@ -83,6 +83,14 @@ public sealed record LoadOptions
     public int InjectEvery { get; init; } = 100;
     /// <summary>Null: the config volume's setting; false: guard tags computed only at writeback (no cache).</summary>
     public bool? TagsAtCopyIn { get; init; }
+    /// <summary>Kill a silo (SIGKILL) and restart it every <see cref="ChaosEvery"/> during the run (needs a local cluster).</summary>
+    public bool KillSilos { get; init; }
+    public TimeSpan ChaosEvery { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Parses the --chaos value: only "kill-silo" so far.</summary>
+    public static bool ParseChaos(string text) => text.Trim() == "kill-silo"
+        ? true
+        : throw new UsageException($"--chaos: unknown kind '{text}' (kill-silo)");
 
     /// <summary>Parses "page-bitflip,lost-write"; "all" is every kind.</summary>
     public static IReadOnlyList<FaultKind> ParseInject(string text)
@@ -135,6 +143,18 @@ public sealed record LoadOptions
         if (Inject.Count > 0 && Workload == Workload.Ping)
         {
             throw new UsageException("--inject needs the mixed workload");
+        }
+        if (KillSilos && !Local)
+        {
+            throw new UsageException("--chaos kill-silo needs --local: it kills and restarts the silo processes it started");
+        }
+        if (KillSilos && (Workload == Workload.Ping || Compare || Inject.Count > 0))
+        {
+            throw new UsageException("--chaos runs alone: the mixed workload, without --compare or --inject");
+        }
+        if (ChaosEvery < TimeSpan.FromSeconds(1) || ChaosEvery > TimeSpan.FromHours(1))
+        {
+            throw new UsageException($"--chaos-every {ChaosEvery} must be 1s..1h");
         }
         if (FsyncEvery < 0)
         {

@@ -63,6 +63,21 @@ public sealed record VerifyReport(
     [property: JsonPropertyName("acknowledgedWrites")] int AcknowledgedWrites,
     [property: JsonPropertyName("integrityErrors")] int IntegrityErrors = 0);
 
+/// <summary>
+/// What killing silos did: kills and restarts, acknowledged writes lost (synced: covered by an acknowledged fsync,
+/// must be 0; unsynced: allowed, as after a kernel crash), fsyncs that reported lost pages, calls retried.
+/// </summary>
+public sealed record ChaosReport(
+    [property: JsonPropertyName("kills")] int Kills,
+    [property: JsonPropertyName("restarts")] int Restarts,
+    [property: JsonPropertyName("syncedLost")] long SyncedLost,
+    [property: JsonPropertyName("unsyncedLost")] long UnsyncedLost,
+    [property: JsonPropertyName("killed")] IReadOnlyList<string> Killed,
+    [property: JsonPropertyName("reactivatedPages")] long ReactivatedPages,
+    [property: JsonPropertyName("fsyncLossReports")] long FsyncLossReports,
+    [property: JsonPropertyName("fsyncFailures")] long FsyncFailures,
+    [property: JsonPropertyName("retriedCalls")] long RetriedCalls);
+
 public sealed record TimelinePoint(
     [property: JsonPropertyName("second")] int Second,
     [property: JsonPropertyName("ops")] long Ops,
@@ -99,13 +114,16 @@ public sealed record LoadReport
     /// </summary>
     [JsonPropertyName("faults")] public IReadOnlyDictionary<string, FaultStats>? Faults { get; init; }
 
+    /// <summary>Silo kills during the run (<c>--chaos kill-silo</c>); null when none were asked for.</summary>
+    [JsonPropertyName("chaos")] public ChaosReport? Chaos { get; init; }
+
     /// <summary>
     /// The run passed: no errors, the read-back was exact, and for stable and bounce no guard rejections
     /// (unstable is expected to show them: it is the bug). With faults injected, the differences and reports on
     /// the pages the faults touched belong to <see cref="Faults"/>; everything else must still be exact.
     /// </summary>
     [JsonPropertyName("passed")]
-    public bool Passed => Errors.Count == 0 && Verify.Mismatched == 0 && Verify.Lost == 0
+    public bool Passed => Errors.Count == 0 && Verify.Mismatched == 0 && Verify.Lost == 0 && (Chaos?.SyncedLost ?? 0) == 0
         && (Policy == "unstable" || Workload == "ping" || Faults is not null || Disk.Rejected.Guard == 0);
 
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };

@@ -26,7 +26,7 @@ public sealed class LiveCounters
 /// Runs one workload against one volume of a connected cluster, then fsyncs, reads every touched page back
 /// (from the page cache and from the disks) and compares each byte with the client's model.
 /// </summary>
-public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, LoadOptions options)
+public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, LoadOptions options, ChaosMonkey? chaos = null)
 {
     private const long MaxLatencyUs = 600_000_000; // 10 minutes
 
@@ -63,7 +63,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             throw new UsageException("--inject: fault injection is disabled in the cluster config (set faultInjection: true, or --set faultInjection=true)");
         }
         bool ping = options.Workload == Workload.Ping;
-        var model = new ContentModel();
+        var model = new ContentModel(keepUnsynced: chaos is not null);
+        _retried = _fsyncFailures = _lossReports = 0;
         var errors = new ConcurrentQueue<string>();
         var latency = new Dictionary<string, LongConcurrentHistogram>();
         foreach (string kind in new[] { "write", "store", "read", "fsync", "ping" })
@@ -95,7 +96,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
                 byte[] content = await RetryAsync(() => grain.Read(0, VolumeConfig.PageSize));
-                model.SetBase(p, content, (await grain.GetInfo()).Version);
+                PageInfo info = await RetryAsync(() => grain.GetInfo());
+                model.SetBase(p, content, info.Version, info.Activation);
             });
             if (cold.Length > 0)
             {
@@ -104,7 +106,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 {
                     byte[] data = Fill(new byte[VolumeConfig.PageSize], rng);
                     WriteResult w = await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Write(0, data, wait: true);
-                    model.Acknowledge(p, w.Version, 0, data);
+                    model.Acknowledge(p, w.Version, 0, data, w.Activation, w.LoadedVersion);
                 }
                 FsyncResult synced = await flusher.Fsync(cold[0], cold.Length);
                 if (!synced.Durable)
@@ -126,9 +128,15 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         Clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stop.CancelAfter(options.Duration);
+        Task killing = chaos?.RunAsync(() => Clock.Elapsed.TotalSeconds, stop.Token) ?? Task.CompletedTask;
         await Task.WhenAll(Enumerable.Range(0, options.Writers).Select(w =>
             Task.Run(() => WriterAsync(w, volume, model, latency, stalls, buckets, errors, stop.Token))));
         double elapsed = Clock.Elapsed.TotalSeconds;
+        if (chaos is not null)
+        {
+            await killing; // a kill under way ends with its restart
+            await WaitForSilosAsync(cluster.Silos.Count, TimeSpan.FromSeconds(90));
+        }
 
         var verify = new VerifyReport(0, 0, 0, 0);
         Dictionary<string, FaultStats>? faults = null;
@@ -137,14 +145,21 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         if (!ping)
         {
             long t0 = Stopwatch.GetTimestamp();
-            FsyncResult final = await flusher.Fsync(0, volume.Pages);
+            FsyncResult final = await FsyncAsync(volume, volume.Pages, model, errors, final: true);
             latency["fsync"].RecordValue(Math.Max(1, (long)Stopwatch.GetElapsedTime(t0).TotalMicroseconds));
-            Interlocked.Increment(ref Live.Fsyncs);
             if (!final.Durable && !ExplainedByFaults(final))
             {
                 errors.Enqueue($"final fsync: {final.Error}");
             }
             PageOutcome[] outcomes = await VerifyAsync(volume, model);
+            foreach (string violation in model.Violations)
+            {
+                errors.Enqueue("synced write lost: " + violation);
+            }
+            if (chaos is null && model.UnsyncedLost > 0)
+            {
+                errors.Enqueue($"{model.UnsyncedLost} acknowledged writes lost although no silo was killed");
+            }
             HashSet<int> affected = [];
             if (_injector is not null)
             {
@@ -226,7 +241,128 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             TagsAtCopyIn = volume.TagsAtCopyIn,
             VersionTags = volume.VersionTags,
             Faults = faults,
+            Chaos = chaos is null ? null : new ChaosReport(chaos.Kills, chaos.Restarts, model.SyncedLost, model.UnsyncedLost,
+                chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried)),
         };
+    }
+
+    private long _retried, _fsyncFailures, _lossReports;
+
+    /// <summary>Calls that may fail because a silo died: the cluster's own failures, not the storage's answers.</summary>
+    private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException;
+
+    /// <summary>
+    /// With chaos, a call that failed because a silo died is tried again with backoff (a write with the same data
+    /// until it is acknowledged, even after the run's end, so no write is left in doubt); without, it is called once.
+    /// </summary>
+    private async Task<T> CallAsync<T>(Func<Task<T>> call)
+    {
+        if (chaos is null)
+        {
+            return await call();
+        }
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (Transient(e) && attempt < 40)
+            {
+                Interlocked.Increment(ref _retried);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 25 << Math.Min(attempt, 7))), CancellationToken.None);
+            }
+        }
+    }
+
+    /// <summary>
+    /// fsync of pages [0, <paramref name="pages"/>). Acknowledged: every write acknowledged before it was issued is
+    /// durable (the model notes it). With chaos, an fsync that reports pages which lost writes with a silo, or that
+    /// failed because a silo died, is counted, not an error; the final one is tried until it succeeds.
+    /// </summary>
+    private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, ConcurrentQueue<string> errors, bool final)
+    {
+        IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
+        for (int attempt = 0; ; attempt++)
+        {
+            var mark = model.SyncMark();
+            FsyncResult result;
+            try
+            {
+                result = await CallAsync(() => flusher.Fsync(0, pages));
+            }
+            catch (Exception e) when (chaos is not null && Transient(e) && !final)
+            {
+                Interlocked.Increment(ref _fsyncFailures);
+                return new FsyncResult(true, 0, null); // not acknowledged: nothing learnt, nothing to report
+            }
+            Interlocked.Increment(ref Live.Fsyncs);
+            if (result.Durable)
+            {
+                if (chaos is not null)
+                {
+                    // A page whose silo died came back in a new activation, and the fsync that reported its loss may
+                    // have been another writer's (an error is reported once). Only the activations still there
+                    // when this fsync returned are synced by it; the others are followed into their new activation.
+                    var confirmed = new List<(int Page, long Activation, long Version)>();
+                    foreach (var entry in model.NewIn(mark))
+                    {
+                        PageInfo info = await CallAsync(() => client.GetGrain<IPageGrain>($"{volume.Id}/{entry.Page}").GetInfo());
+                        if (info.Activation == entry.Activation)
+                        {
+                            confirmed.Add(entry);
+                        }
+                        else
+                        {
+                            model.Observe(entry.Page, info.Activation, info.LoadedVersion);
+                        }
+                    }
+                    mark = confirmed;
+                }
+                model.Synced(mark);
+                return result;
+            }
+            if (chaos is null)
+            {
+                return result;
+            }
+            if (result.Error is string error && error.Contains("lost acknowledged writes", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _lossReports);
+            }
+            else
+            {
+                Interlocked.Increment(ref _fsyncFailures);
+            }
+            if (!final || attempt >= 10)
+            {
+                return final ? result : new FsyncResult(true, result.Pages, null);
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+        }
+    }
+
+    private async Task WaitForSilosAsync(int silos, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if ((await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count >= silos)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (Transient(e) && deadline.Elapsed < timeout)
+            {
+            }
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"only some of the {silos} silos are active {timeout.TotalSeconds:F0} s after the last kill");
+            }
+            await Task.Delay(250);
+        }
     }
 
     /// <summary>An fsync that failed only because of pages poisoned by injected memory corruption: a detection, not a run error.</summary>
@@ -304,7 +440,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 {
                     kind = "read";
                     int size = rng.Next(options.WriteSizeMin, options.WriteSizeMax + 1);
-                    await _pages[page].Read(rng.Next(0, VolumeConfig.PageSize - size + 1), size);
+                    int at = rng.Next(0, VolumeConfig.PageSize - size + 1);
+                    await CallAsync(() => _pages[page].Read(at, size));
                     Interlocked.Increment(ref Live.Reads);
                 }
                 Record(kind, start, latency, buckets);
@@ -312,13 +449,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 {
                     sinceFsync = 0;
                     long t0 = Stopwatch.GetTimestamp();
-                    FsyncResult f = await client.GetGrain<IWritebackGrain>(volume.Id).Fsync(0, options.Pages);
+                    FsyncResult f = await FsyncAsync(volume, options.Pages, model, errors, final: false);
                     if (!f.Durable && !ExplainedByFaults(f))
                     {
                         errors.Enqueue($"fsync: {f.Error}");
                         Interlocked.Increment(ref Live.Errors);
                     }
-                    Interlocked.Increment(ref Live.Fsyncs);
                     Record("fsync", t0, latency, buckets);
                 }
             }
@@ -374,12 +510,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 if (!mappings.TryGetValue(page, out long map))
                 {
-                    map = await grain.Map(writable: true);
+                    map = await CallAsync(() => grain.Map(writable: true));
                     mappings[page] = map;
                 }
                 try
                 {
-                    r = await grain.Store(map, offset, data, options.Wait);
+                    r = await CallAsync(() => grain.Store(map, offset, data, options.Wait));
                 }
                 catch (StorageException e) when (e.Error == StorageError.UnknownMapping)
                 {
@@ -389,11 +525,11 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             }
             else
             {
-                r = await grain.Write(offset, data, options.Wait);
+                r = await CallAsync(() => grain.Write(offset, data, options.Wait));
             }
             if (r.Status == WriteStatus.Ok)
             {
-                model.Acknowledge(page, r.Version, offset, data);
+                model.Acknowledge(page, r.Version, offset, data, r.Activation, r.LoadedVersion);
                 Interlocked.Increment(ref store ? ref Live.Stores : ref Live.Writes);
                 Interlocked.Add(ref Live.Bytes, size);
                 double stallMs = firstRefusal != 0 ? Stopwatch.GetElapsedTime(firstRefusal).TotalMilliseconds : r.StallMs;
@@ -442,13 +578,16 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         var outcomes = new ConcurrentBag<PageOutcome>();
         await ForEachAsync(model.TouchedPages.ToList(), 32, async p =>
         {
-            byte[] expected = model.Expected(p);
             IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
+            // The page as it is now: if it came back in a new activation, its unsynced writes went with the old one.
+            PageInfo info = await CallAsync(() => grain.GetInfo());
+            model.Observe(p, info.Activation, info.LoadedVersion);
+            byte[] expected = model.Expected(p);
             bool cacheDiffers = false, diskDiffers = false;
             var reported = new List<string>();
             try
             {
-                cacheDiffers = !(await grain.Read(0, VolumeConfig.PageSize)).AsSpan().SequenceEqual(expected);
+                cacheDiffers = !(await CallAsync(() => grain.Read(0, VolumeConfig.PageSize))).AsSpan().SequenceEqual(expected);
             }
             catch (StorageException e) when (e.Error == StorageError.IntegrityError)
             {
@@ -456,7 +595,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             }
             try
             {
-                diskDiffers = !(await grain.ReadDurable()).AsSpan().SequenceEqual(expected);
+                diskDiffers = !(await CallAsync(() => grain.ReadDurable())).AsSpan().SequenceEqual(expected);
             }
             catch (StorageException e) when (e.Error == StorageError.IntegrityError)
             {

@@ -64,6 +64,27 @@ public sealed class ClusterConfig
     public string ServiceId { get; set; } = "orleansdif";
     public string DataDirectory { get; set; } = "data";
     public bool FaultInjection { get; set; }
+
+    /// <summary>
+    /// Where membership lives: "development" (Orleans' development clustering, held by silo 0: a single point of
+    /// failure) or "redis" (a Redis server at <see cref="Redis"/>: any silo, the first included, may die).
+    /// </summary>
+    public string Membership { get; set; } = "development";
+
+    /// <summary>host:port of the Redis server when <see cref="Membership"/> is "redis".</summary>
+    public string Redis { get; set; } = "127.0.0.1:6379";
+
+    public bool UsesRedis => Membership == "redis";
+
+    /// <summary>
+    /// How long a grain call waits for its response (silos and clients). A call in flight to a silo that was
+    /// killed gets no answer: this bounds how long its caller waits before trying again.
+    /// </summary>
+    public int ResponseTimeoutMs { get; set; } = 30_000;
+
+    /// <summary>The Redis endpoint, once validated.</summary>
+    public IPEndPoint RedisEndPoint => IPEndPoint.Parse(Redis);
+
     public List<SiloConfig> Silos { get; set; } = [];
     public List<VolumeSection> Volumes { get; set; } = [];
 
@@ -164,6 +185,12 @@ public sealed class ClusterConfig
         Check(!string.IsNullOrWhiteSpace(ServiceId), "serviceId", "must not be empty");
         Check(!string.IsNullOrWhiteSpace(DataDirectory), "dataDirectory", "must not be empty");
         Check(Silos.Count is >= 1 and <= 16, "silos", $"has {Silos.Count} entries, needs 1..16");
+        Check(ResponseTimeoutMs is >= 100 and <= 600_000, "responseTimeoutMs", $"{ResponseTimeoutMs} must be 100..600000");
+        Check(Membership is "development" or "redis", "membership", $"'{Membership}' is not one of: development, redis");
+        if (UsesRedis)
+        {
+            Check(IPEndPoint.TryParse(Redis, out IPEndPoint? redis) && redis.Port != 0, "redis", $"'{Redis}' is not an address:port");
+        }
         var ports = new HashSet<int>();
         for (int i = 0; i < Silos.Count; i++)
         {

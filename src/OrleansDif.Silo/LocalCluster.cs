@@ -21,6 +21,8 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly string _configPath;
     private readonly SiloCommand _command;
     private readonly TextWriter _log;
+    private List<string> _overrides = [];
+    private RedisServer? _redis;
 
     public LocalCluster(ClusterConfig config, string configPath, SiloCommand command, TextWriter log)
     {
@@ -42,36 +44,14 @@ public sealed class LocalCluster : IAsyncDisposable
                 throw new ConfigException($"port {s.SiloPort} or {s.GatewayPort} of {s.Name} is in use: is a cluster already running?");
             }
         }
+        if (_config.UsesRedis)
+        {
+            _redis = await RedisServer.EnsureAsync(_config.RedisEndPoint, _log, cancellationToken);
+        }
+        _overrides = overrides.ToList();
         for (int i = 0; i < _config.Silos.Count; i++)
         {
-            var psi = new ProcessStartInfo(_command.FileName)
-            {
-                UseShellExecute = false,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            // The silo stops when this process tells it to (SIGTERM) or dies, not on the terminal's Ctrl-C:
-            // this process then stops the silos one by one, the primary last.
-            psi.Environment[ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            foreach (string a in _command.PrefixArguments)
-            {
-                psi.ArgumentList.Add(a);
-            }
-            foreach (string a in new[] { "silo", "--config", _configPath, "--silo", i.ToString() })
-            {
-                psi.ArgumentList.Add(a);
-            }
-            foreach (string o in overrides)
-            {
-                psi.ArgumentList.Add(o);
-            }
-            var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start silo {i}");
-            string name = _config.Silos[i].Name;
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            _processes.Add(process);
+            _processes.Add(StartSilo(i));
             if (i == 0)
             {
                 // Development clustering: the primary must be up before the others join.
@@ -82,6 +62,64 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             await WaitForPortAsync(i, timeout, cancellationToken);
         }
+    }
+
+    private Process StartSilo(int i)
+    {
+        var psi = new ProcessStartInfo(_command.FileName)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        // The silo stops when this process tells it to (SIGTERM) or dies, not on the terminal's Ctrl-C:
+        // this process then stops the silos one by one, the primary last.
+        psi.Environment[ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string a in _command.PrefixArguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (string a in new[] { "silo", "--config", _configPath, "--silo", i.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (string o in _overrides)
+        {
+            psi.ArgumentList.Add(o);
+        }
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start silo {i}");
+        string name = _config.Silos[i].Name;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_log) { _log.WriteLine($"[{name}] {e.Data}"); } } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>Whether the config's membership survives silo 0 (Redis): only then may silo 0 be killed.</summary>
+    public bool PrimaryMayDie => _config.UsesRedis;
+
+    /// <summary>SIGKILL to silo <paramref name="index"/>, as a crash: no shutdown, no deactivation, memory gone.</summary>
+    public async Task KillAsync(int index)
+    {
+        Process p = _processes[index];
+        if (!p.HasExited)
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>Starts silo <paramref name="index"/> again (after <see cref="KillAsync"/>) and waits for its gateway.</summary>
+    public async Task RestartAsync(int index, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (!_processes[index].HasExited)
+        {
+            throw new InvalidOperationException($"silo {_config.Silos[index].Name} is still running");
+        }
+        _processes[index].Dispose();
+        _processes[index] = StartSilo(index);
+        await WaitForPortAsync(index, timeout, cancellationToken);
     }
 
     private async Task WaitForPortAsync(int index, TimeSpan timeout, CancellationToken cancellationToken)
@@ -148,6 +186,11 @@ public sealed class LocalCluster : IAsyncDisposable
             p.Dispose();
         }
         _processes.Clear();
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+            _redis = null;
+        }
     }
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]

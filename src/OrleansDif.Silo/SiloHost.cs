@@ -12,7 +12,8 @@ public static class SiloHost
 {
     /// <summary>
     /// Silo <paramref name="index"/> of the config. Membership is Orleans' development clustering with silo 0
-    /// as the primary: simple, and a single point of failure (silo 0 must be up for silos to join).
+    /// as the primary (simple, and a single point of failure: silo 0 must be up for silos to join and for the
+    /// cluster to go on), or a Redis server (membership outlives any silo).
     /// </summary>
     public static IHost Build(ClusterConfig config, int index, LogLevel logLevel = LogLevel.Warning)
     {
@@ -42,8 +43,16 @@ public static class SiloHost
             });
             var address = IPAddress.Parse(me.Address);
             silo.ConfigureEndpoints(address, me.SiloPort, me.GatewayPort, listenOnAnyHostAddress: false);
-            silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(primary.Address), primary.SiloPort));
+            if (config.UsesRedis)
+            {
+                silo.UseRedisClustering(config.Redis);
+            }
+            else
+            {
+                silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(primary.Address), primary.SiloPort));
+            }
             silo.Services.AddOrleansDif(config.DataPath, config.FaultInjection);
+            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMilliseconds(config.ResponseTimeoutMs));
         });
         return builder.Build();
     }

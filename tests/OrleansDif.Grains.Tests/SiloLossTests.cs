@@ -162,6 +162,60 @@ public class SiloLossTests(ClusterFixture fixture)
         await RestoreSilos(cluster);
     }
 
+    [Fact]
+    public async Task PageSiloDiesHoldingAcknowledgedWritesAndTheNextFsyncReportsThemLostOnce()
+    {
+        TestCluster cluster = fixture.Cluster;
+        string primary = cluster.Primary!.SiloAddress.ToString();
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        SiloHandle victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() != primary);
+        string victimAddress = victim.SiloAddress.ToString();
+        // One dirty page on the victim, one on a survivor; both acknowledged, neither written back (long dirty age).
+        int doomed = -1, survivor = -1;
+        for (int p = 0; p < v.Pages && (doomed < 0 || survivor < 0); p++)
+        {
+            bool onVictim = (await _grains.Page(v, p).GetInfo()).Silo == victimAddress;
+            if (onVictim && doomed < 0)
+            {
+                doomed = p;
+            }
+            else if (!onVictim && survivor < 0)
+            {
+                survivor = p;
+            }
+        }
+        Assert.True(doomed >= 0 && survivor >= 0);
+        byte[] lostData = TestVolumes.Pattern(6001), keptData = TestVolumes.Pattern(6002);
+        WriteResult w = await _grains.Page(v, doomed).Write(0, lostData, false);
+        Assert.Equal(WriteStatus.Ok, w.Status);
+        await _grains.Page(v, survivor).Write(0, keptData, false);
+
+        await cluster.KillSiloAsync(victim);     // SIGKILL-like: no deactivation, the dirty page's memory is gone
+        await victim.DisposeAsync();
+        await cluster.WaitForLivenessToStabilizeAsync();
+
+        // The page came back from its disk without the write it had acknowledged: fsync says so (EIO) and names it.
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
+        Assert.False(f.Durable);
+        Assert.Contains("lost acknowledged writes", f.Error);
+        Assert.Contains($"pages {doomed}", f.Error);
+        PageInfo info = await _grains.Page(v, doomed).GetInfo();
+        Assert.NotEqual(w.Activation, info.Activation);
+        Assert.Equal(w.Version - 1, info.LoadedVersion);
+        Assert.False(info.LostWrites);           // reported: the next fsync does not report it again
+        Assert.Equal(new byte[4096], await _grains.OnDisk(v, doomed));
+        // The survivor's write was not lost with the other silo: the same fsync wrote it.
+        Assert.Equal(keptData, await _grains.OnDisk(v, survivor));
+        Assert.Equal(new byte[4096], await _grains.Page(v, doomed).Read(0, 4096)); // its disk copy, not the lost write
+
+        FsyncResult again = await _grains.Flusher(v).Fsync(0, v.Pages);
+        Assert.True(again.Durable, again.Error);
+        await _grains.Page(v, doomed).Write(0, lostData, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        Assert.Equal(lostData, await _grains.OnDisk(v, doomed));
+        await RestoreSilos(cluster);
+    }
+
     /// <summary>Brings the cluster back to its three silos for the next test.</summary>
     private static async Task RestoreSilos(TestCluster cluster)
     {

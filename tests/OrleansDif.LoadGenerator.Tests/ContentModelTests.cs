@@ -83,4 +83,50 @@ public class ContentModelTests
         Assert.Equal(replay, model.Expected(1));
         Assert.Equal(0, model.PendingWrites);
     }
+
+    [Fact]
+    public void APageThatComesBackDropsItsUnsyncedWritesAndCountsThem()
+    {
+        var model = new ContentModel(keepUnsynced: true);
+        model.SetBase(5, Page(0), version: 0, activation: 111);
+        model.Acknowledge(5, 1, 0, [1], activation: 111, loadedVersion: 0);
+        var mark = model.SyncMark();
+        model.Synced(mark);                                               // version 1 is durable
+        model.Acknowledge(5, 2, 1, [2], activation: 111, loadedVersion: 0);
+        model.Acknowledge(5, 3, 2, [3], activation: 111, loadedVersion: 0);
+        // The silo dies; the page comes back at version 1, and a new write gets version 2 again.
+        model.Acknowledge(5, 2, 3, [4], activation: 222, loadedVersion: 1);
+        byte[] want = Page(0);
+        want[0] = 1; want[3] = 4;
+        Assert.Equal(want, model.Expected(5));
+        Assert.Equal(2, model.UnsyncedLost);
+        Assert.Equal(0, model.SyncedLost);
+        Assert.Equal(1, model.Reactivations);
+        // A late acknowledgement of the old activation beyond what came back is lost too, not applied.
+        model.Acknowledge(5, 4, 4, [9], activation: 111, loadedVersion: 0);
+        Assert.Equal(want, model.Expected(5));
+        Assert.Equal(3, model.UnsyncedLost);
+    }
+
+    [Fact]
+    public void APageThatComesBackWithoutSyncedWritesIsASyncedLoss()
+    {
+        var model = new ContentModel(keepUnsynced: true);
+        model.SetBase(7, Page(0), version: 4, activation: 1);
+        model.Acknowledge(7, 5, 0, [1], activation: 1, loadedVersion: 4);
+        model.Acknowledge(7, 6, 0, [2], activation: 1, loadedVersion: 4);
+        model.Synced(model.SyncMark());
+        model.Observe(7, activation: 2, loadedVersion: 5);               // came back without version 6
+        Assert.Equal(1, model.SyncedLost);
+        Assert.Single(model.Violations);
+        // An fsync mark taken in the old activation that returns after the page came back short is one too.
+        var other = new ContentModel(keepUnsynced: true);
+        other.SetBase(1, Page(0), version: 0, activation: 10);
+        other.Acknowledge(1, 1, 0, [1], activation: 10, loadedVersion: 0);
+        var mark = other.SyncMark();
+        other.Observe(1, activation: 11, loadedVersion: 0);
+        Assert.Equal(1, other.UnsyncedLost);
+        other.Synced(mark);
+        Assert.Equal(1, other.SyncedLost);
+    }
 }

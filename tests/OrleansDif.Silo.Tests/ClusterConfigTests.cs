@@ -36,6 +36,14 @@ public sealed class ClusterConfigTests : IDisposable
         Assert.Equal(3, c.Silos.Count);
         Assert.All(c.Silos, s => Assert.Equal("127.0.0.1", s.Address));
         Assert.NotEmpty(c.Volumes);
+        Assert.False(c.UsesRedis);
+        ClusterConfig redis = ClusterConfig.Load(Path.Combine(repo, "cluster-config", "redis.json"), environment: false);
+        Assert.True(redis.UsesRedis);
+        Assert.Equal("127.0.0.1", redis.RedisEndPoint.Address.ToString());
+        Assert.All(redis.Silos, s => Assert.Equal("127.0.0.1", s.Address));
+        // The two can run side by side: no port in common.
+        Assert.Empty(c.Silos.SelectMany(s => new[] { s.SiloPort, s.GatewayPort })
+            .Intersect(redis.Silos.SelectMany(s => new[] { s.SiloPort, s.GatewayPort })));
     }
 
     [Fact]
@@ -69,6 +77,9 @@ public sealed class ClusterConfigTests : IDisposable
     [InlineData("\"pages\": 64", "\"pages\": \"many\"", "volumes[0].pages")]
     [InlineData("\"pages\": 64", "\"pagez\": 64", "volumes[0].pagez")]
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"faultInjection\": \"maybe\"", "faultInjection")]
+    [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"membership\": \"zookeeper\"", "membership")]
+    [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"membership\": \"redis\", \"redis\": \"localhost\"", "redis")]
+    [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"responseTimeoutMs\": 5", "responseTimeoutMs")]
     public void BadFieldsAreNamed(string from, string to, string field)
     {
         var e = Assert.Throws<ConfigException>(() => ClusterConfig.Load(Write(Good.Replace(from, to)), environment: false));

@@ -1,0 +1,82 @@
+using OrleansDif.Silo;
+
+namespace OrleansDif.LoadGenerator;
+
+/// <summary>
+/// <c>--chaos kill-silo</c>: every period, SIGKILLs one silo process of a local cluster (a crash: no shutdown, no
+/// deactivation, its memory gone) and starts it again. Victims go round in a shuffled order so every silo dies
+/// in turn; silo 0 only when membership survives it (Redis), since development clustering lives in silo 0.
+/// </summary>
+public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every, int seed, TextWriter log)
+{
+    private readonly Random _random = new(seed);
+    private readonly List<string> _killed = [];
+    private int _kills;
+    private int _restarts;
+
+    public int Kills => Volatile.Read(ref _kills);
+
+    public int Restarts => Volatile.Read(ref _restarts);
+
+    /// <summary>The silos killed, in order, with the second of the run each died at.</summary>
+    public IReadOnlyList<string> Killed
+    {
+        get
+        {
+            lock (_killed)
+            {
+                return [.. _killed];
+            }
+        }
+    }
+
+    /// <summary>The silos that may be killed.</summary>
+    public IReadOnlyList<int> Victims => Enumerable.Range(cluster.PrimaryMayDie ? 0 : 1, cluster.PrimaryMayDie ? silos : silos - 1).ToList();
+
+    /// <summary>Kills and restarts silos until <paramref name="stop"/>; a silo down when it fires is restarted first.</summary>
+    public async Task RunAsync(Func<double> second, CancellationToken stop)
+    {
+        IReadOnlyList<int> victims = Victims;
+        if (victims.Count == 0)
+        {
+            throw new UsageException("--chaos kill-silo: no silo may be killed (one silo under development clustering; use a Redis config)");
+        }
+        var order = new Queue<int>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int n = 1; !stop.IsCancellationRequested; n++)
+        {
+            try
+            {
+                // A fixed cadence from the start (one kill every period), whatever the restarts took.
+                TimeSpan wait = every * n - clock.Elapsed;
+                await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            if (order.Count == 0)
+            {
+                foreach (int v in victims.OrderBy(_ => _random.Next()))
+                {
+                    order.Enqueue(v);
+                }
+            }
+            int victim = order.Dequeue();
+            await cluster.KillAsync(victim);
+            Interlocked.Increment(ref _kills);
+            lock (_killed)
+            {
+                _killed.Add($"silo{victim}@{second():F1}s");
+            }
+            lock (log)
+            {
+                log.WriteLine($"chaos: killed silo {victim} (SIGKILL) at {second():F1} s");
+            }
+            // Down for a moment, as a crashed machine is, then started again (a new generation of the same address).
+            await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
+            await cluster.RestartAsync(victim, TimeSpan.FromSeconds(90), CancellationToken.None);
+            Interlocked.Increment(ref _restarts);
+        }
+    }
+}
