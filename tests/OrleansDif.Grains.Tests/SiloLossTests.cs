@@ -194,19 +194,26 @@ public class SiloLossTests(ClusterFixture fixture)
         await victim.DisposeAsync();
         await cluster.WaitForLivenessToStabilizeAsync();
 
-        // The page came back from its disk without the write it had acknowledged: fsync says so (EIO) and names it.
+        // An in-process silo stopped ungracefully may still get its page onto the disk on the way out; a real
+        // SIGKILL (the chaos test) never does. Either way: fsync is durable only if nothing was lost, and a page
+        // that came back without its acknowledged write fails the fsync (EIO) and is named.
         FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
-        Assert.False(f.Durable);
-        Assert.Contains("lost acknowledged writes", f.Error);
-        Assert.Contains($"pages {doomed}", f.Error);
         PageInfo info = await _grains.Page(v, doomed).GetInfo();
         Assert.NotEqual(w.Activation, info.Activation);
-        Assert.Equal(w.Version - 1, info.LoadedVersion);
-        Assert.False(info.LostWrites);           // reported: the next fsync does not report it again
-        Assert.Equal(new byte[4096], await _grains.OnDisk(v, doomed));
+        Assert.InRange(info.LoadedVersion, w.Version - 1, w.Version);
+        bool cameBackShort = info.LoadedVersion < w.Version;
+        if (cameBackShort || !f.Durable)
+        {
+            Assert.False(f.Durable);
+            Assert.Contains("lost acknowledged writes", f.Error);
+            Assert.Contains($"pages {doomed}", f.Error);
+        }
+        Assert.False(info.LostWrites);           // reported (if it was): the next fsync does not report it again
+        byte[] kept = cameBackShort ? new byte[4096] : lostData;
+        Assert.Equal(kept, await _grains.OnDisk(v, doomed));
+        Assert.Equal(kept, await _grains.Page(v, doomed).Read(0, 4096)); // its disk copy: never a write it lost
         // The survivor's write was not lost with the other silo: the same fsync wrote it.
         Assert.Equal(keptData, await _grains.OnDisk(v, survivor));
-        Assert.Equal(new byte[4096], await _grains.Page(v, doomed).Read(0, 4096)); // its disk copy, not the lost write
 
         FsyncResult again = await _grains.Flusher(v).Fsync(0, v.Pages);
         Assert.True(again.Durable, again.Error);
