@@ -159,7 +159,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
                 else if (model.Retired.TryGetValue(activation, out long successorLoaded) && successorLoaded < version)
                 {
                     // The page came back without writes this fsync had made durable.
-                    Lost(page, version - successorLoaded, $"page {page}: an acknowledged fsync covered version {version}, the page came back at {successorLoaded}");
+                    Lost(version - successorLoaded, $"page {page}: an acknowledged fsync covered version {version}, the page came back at {successorLoaded}");
                 }
             }
         }
@@ -172,7 +172,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
             Interlocked.Increment(ref _reactivations);
             if (loaded < model.Synced)
             {
-                Lost(page, model.Synced - loaded, $"page {page}: came back at version {loaded}, an acknowledged fsync had made {model.Synced} durable (activation {model.Activation} -> {activation})");
+                Lost(model.Synced - loaded, $"page {page}: came back at version {loaded}, an acknowledged fsync had made {model.Synced} durable (activation {model.Activation} -> {activation})");
             }
             foreach (long v in model.Writes.Keys.Where(v => v > loaded).ToList())
             {
@@ -192,14 +192,13 @@ public sealed class ContentModel(bool keepUnsynced = false)
         Fold(model);
     }
 
-    private void Lost(int page, long writes, string what)
+    private void Lost(long writes, string what)
     {
         Interlocked.Add(ref _syncedLost, writes);
         if (_violations.Count < 50)
         {
             _violations.Enqueue(what);
         }
-        _ = page;
     }
 
     private void Fold(PageModel model)

@@ -145,7 +145,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         if (!ping)
         {
             long t0 = Stopwatch.GetTimestamp();
-            FsyncResult final = await FsyncAsync(volume, volume.Pages, model, errors, final: true);
+            FsyncResult final = await FsyncAsync(volume, volume.Pages, model, final: true);
             latency["fsync"].RecordValue(Math.Max(1, (long)Stopwatch.GetElapsedTime(t0).TotalMicroseconds));
             if (!final.Durable && !ExplainedByFaults(final))
             {
@@ -278,9 +278,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     /// <summary>
     /// fsync of pages [0, <paramref name="pages"/>). Acknowledged: every write acknowledged before it was issued is
     /// durable (the model notes it). With chaos, an fsync that reports pages which lost writes with a silo, or that
-    /// failed because a silo died, is counted, not an error; the final one is tried until it succeeds.
+    /// failed because a silo died, is counted (the caller does not take it for an error); the final one is tried
+    /// until it succeeds.
     /// </summary>
-    private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, ConcurrentQueue<string> errors, bool final)
+    private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, bool final)
     {
         IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
         for (int attempt = 0; ; attempt++)
@@ -294,7 +295,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             catch (Exception e) when (chaos is not null && Transient(e) && !final)
             {
                 Interlocked.Increment(ref _fsyncFailures);
-                return new FsyncResult(true, 0, null); // not acknowledged: nothing learnt, nothing to report
+                return new FsyncResult(false, 0, $"not answered: {e.Message}"); // nothing learnt
             }
             Interlocked.Increment(ref Live.Fsyncs);
             if (result.Durable)
@@ -336,7 +337,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             }
             if (!final || attempt >= 10)
             {
-                return final ? result : new FsyncResult(true, result.Pages, null);
+                return result;
             }
             await Task.Delay(TimeSpan.FromMilliseconds(200));
         }
@@ -449,8 +450,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 {
                     sinceFsync = 0;
                     long t0 = Stopwatch.GetTimestamp();
-                    FsyncResult f = await FsyncAsync(volume, options.Pages, model, errors, final: false);
-                    if (!f.Durable && !ExplainedByFaults(f))
+                    FsyncResult f = await FsyncAsync(volume, options.Pages, model, final: false);
+                    if (!f.Durable && !ExplainedByFaults(f) && chaos is null) // with chaos: counted by FsyncAsync
                     {
                         errors.Enqueue($"fsync: {f.Error}");
                         Interlocked.Increment(ref Live.Errors);

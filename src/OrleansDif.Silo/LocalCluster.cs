@@ -140,16 +140,18 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
-    private static async Task<bool> PortOpenAsync(string address, int port)
+    /// <summary>Whether something accepts connections at address:port (one try, at most a second).</summary>
+    internal static async Task<bool> PortOpenAsync(string address, int port, CancellationToken cancellationToken = default)
     {
         using var client = new TcpClient();
         try
         {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(TimeSpan.FromSeconds(1));
             await client.ConnectAsync(address, port, cts.Token);
             return true;
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        catch (Exception e) when (e is SocketException || e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return false;
         }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 
 namespace OrleansDif.Silo;
 
@@ -104,21 +103,8 @@ public sealed class RedisServer : IAsyncDisposable
         return Find();
     }
 
-    private static async Task<bool> PortOpenAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
-    {
-        using var client = new TcpClient();
-        try
-        {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            cts.CancelAfter(TimeSpan.FromSeconds(1));
-            await client.ConnectAsync(endPoint, cts.Token);
-            return true;
-        }
-        catch (Exception e) when (e is SocketException || e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
+    private static Task<bool> PortOpenAsync(IPEndPoint endPoint, CancellationToken cancellationToken) =>
+        LocalCluster.PortOpenAsync(endPoint.Address.ToString(), endPoint.Port, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
