@@ -73,6 +73,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             PersistFaulty(fault, lba, count, data!, pi!);
             return DiskWriteResult.Ok; // acknowledged, whatever reached the medium
         }
+        await StepHooks.PassAsync(_config!.Id, StepHooks.DiskCommand);
         image.Write(lba, data, pi);
         image.Flush();
         _sectorsWritten += count;

@@ -13,6 +13,8 @@ public static class StepHooks
     public const string WritebackBegun = "writeback-begun";
     /// <summary>Writeback grain, unstable policy: tags computed, page not yet read again for the transfer.</summary>
     public const string BeforeTransfer = "before-transfer";
+    /// <summary>Disk grain: a write command passed its checks and is about to be persisted.</summary>
+    public const string DiskCommand = "disk-command";
     /// <summary>Page grain: a write or store started waiting for writeback to end.</summary>
     public const string WriteHeld = "write-held";
     /// <summary>Page grain: a writeback lease expired and the page went back to Dirty.</summary>
