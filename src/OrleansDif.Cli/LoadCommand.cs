@@ -32,11 +32,12 @@ internal static class LoadCommand
         var injectEvery = new Option<int>("--inject-every") { Description = "One fault every N acknowledged writes", DefaultValueFactory = _ => 100 };
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
         var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
-        var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills, e.g. 10s", DefaultValueFactory = _ => "10s" };
+        var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills (10s), or acknowledged writes between kills (500writes)", DefaultValueFactory = _ => "10s" };
+        var chaosKills = new Option<int>("--chaos-kills") { Description = "Run on past --duration until this many kills and restarts happened and writes were acknowledged after the last (0: kill until the duration ends)" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
         {
             config, set, local, policy, pages, writers, writeSize, mix, wait, fsyncEvery, duration, seed, dataDir, workload, json, chart, compare,
-            inject, injectEvery, noTagCache, chaos, chaosEvery,
+            inject, injectEvery, noTagCache, chaos, chaosEvery, chaosKills,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -69,7 +70,9 @@ internal static class LoadCommand
                     InjectEvery = parse.GetValue(injectEvery),
                     TagsAtCopyIn = parse.GetValue(noTagCache) ? false : null,
                     KillSilos = parse.GetValue(chaos) is string c && LoadOptions.ParseChaos(c),
-                    ChaosEvery = LoadOptions.ParseDuration(parse.GetValue(chaosEvery)!),
+                    ChaosEvery = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Period ?? TimeSpan.FromSeconds(10),
+                    ChaosEveryWrites = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Writes,
+                    ChaosKills = parse.GetValue(chaosKills),
                 };
                 if (options.KillSilos && options.FsyncEvery == 0)
                 {
@@ -104,7 +107,7 @@ internal static class LoadCommand
         {
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, options.ConfigPath, setValues, options.Local, console, ct);
             ChaosMonkey? monkey = options.KillSilos
-                ? new ChaosMonkey(session.Local!, cluster.Silos.Count, options.ChaosEvery, options.Seed, session.Log!)
+                ? new ChaosMonkey(session.Local!, cluster.Silos.Count, options.ChaosEvery, options.Seed, session.Log!, options.ChaosEveryWrites, options.ChaosKills)
                 : null;
             var runner = new LoadRunner(session.Client, cluster, options, monkey);
             WritebackPolicy[] policies = options.Compare

@@ -3,12 +3,25 @@ using OrleansDif.Silo;
 namespace OrleansDif.LoadGenerator;
 
 /// <summary>
-/// <c>--chaos kill-silo</c>: every period, SIGKILLs one silo process of a local cluster (a crash: no shutdown, no
-/// deactivation, its memory gone) and starts it again. Victims go round in a shuffled order so every silo dies
-/// in turn; silo 0 only when membership survives it (Redis), since development clustering lives in silo 0.
+/// <c>--chaos kill-silo</c>: every period, or after every N acknowledged writes, SIGKILLs one silo process of a
+/// local cluster (a crash: no shutdown, no deactivation, its memory gone) and starts it again. Victims go round in
+/// a shuffled order so every silo dies in turn; silo 0 only when membership survives it (Redis), since development
+/// clustering lives in silo 0. With a kill count the monkey stops after that many kills and restarts.
 /// </summary>
-public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every, int seed, TextWriter log)
+public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every, int seed, TextWriter log, int? everyWrites = null, int kills = 0)
 {
+    private readonly TaskCompletionSource _allKilled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _writesAtLastRestart;
+
+    /// <summary>The kill count asked for (0: none, kill until stopped).</summary>
+    public int Target => kills;
+
+    /// <summary>Acknowledged writes (as counted by the caller) when the last restart completed.</summary>
+    public long WritesAtLastRestart => Interlocked.Read(ref _writesAtLastRestart);
+
+    /// <summary>Completes when <see cref="Target"/> kills and their restarts are done.</summary>
+    public Task AllKilled => _allKilled.Task;
+
     private readonly Random _random = new(seed);
     private readonly List<string> _killed = [];
     private int _kills;
@@ -34,7 +47,13 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
     public IReadOnlyList<int> Victims => Enumerable.Range(cluster.PrimaryMayDie ? 0 : 1, cluster.PrimaryMayDie ? silos : silos - 1).ToList();
 
     /// <summary>Kills and restarts silos until <paramref name="stop"/>; a silo down when it fires is restarted first.</summary>
-    public async Task RunAsync(Func<double> second, CancellationToken stop)
+    public async Task RunAsync(Func<double> second, CancellationToken stop) => await RunAsync(second, () => 0, stop);
+
+    /// <summary>
+    /// Kills and restarts silos until <paramref name="stop"/> or the kill count; <paramref name="acknowledgedWrites"/>
+    /// counts the writes acknowledged so far (the event that paces kills counted in writes).
+    /// </summary>
+    public async Task RunAsync(Func<double> second, Func<long> acknowledgedWrites, CancellationToken stop)
     {
         IReadOnlyList<int> victims = Victims;
         if (victims.Count == 0)
@@ -43,13 +62,25 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
         }
         var order = new Queue<int>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int n = 1; !stop.IsCancellationRequested; n++)
+        for (int n = 1; !stop.IsCancellationRequested && (kills == 0 || n <= kills); n++)
         {
             try
             {
-                // A fixed cadence from the start (one kill every period), whatever the restarts took.
-                TimeSpan wait = every * n - clock.Elapsed;
-                await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, stop);
+                if (everyWrites is int writes)
+                {
+                    // Paced by events: the next kill once that many writes were acknowledged since the last restart.
+                    long due = WritesAtLastRestart + writes;
+                    while (acknowledgedWrites() < due)
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(5), stop);
+                    }
+                }
+                else
+                {
+                    // A fixed cadence from the start (one kill every period), whatever the restarts took.
+                    TimeSpan wait = every * n - clock.Elapsed;
+                    await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, stop);
+                }
             }
             catch (OperationCanceledException)
             {
@@ -76,7 +107,12 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
             // Down for a moment, as a crashed machine is, then started again (a new generation of the same address).
             await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
             await cluster.RestartAsync(victim, TimeSpan.FromSeconds(90), CancellationToken.None);
+            Interlocked.Exchange(ref _writesAtLastRestart, acknowledgedWrites());
             Interlocked.Increment(ref _restarts);
+        }
+        if (kills > 0 && Restarts >= kills)
+        {
+            _allKilled.TrySetResult();
         }
     }
 }

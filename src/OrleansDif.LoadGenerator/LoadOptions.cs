@@ -86,6 +86,26 @@ public sealed record LoadOptions
     /// <summary>Kill a silo (SIGKILL) and restart it every <see cref="ChaosEvery"/> during the run (needs a local cluster).</summary>
     public bool KillSilos { get; init; }
     public TimeSpan ChaosEvery { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// When set, kills are counted in acknowledged writes instead of time: one kill after every N writes
+    /// acknowledged since the previous restart (an event, not a clock: the same run on a slow machine kills as often).
+    /// </summary>
+    public int? ChaosEveryWrites { get; init; }
+    /// <summary>When above 0: the run goes on past its duration until this many kills and restarts happened and writes were acknowledged after the last.</summary>
+    public int ChaosKills { get; init; }
+
+    /// <summary>Parses --chaos-every: a duration ("10s") or a count of acknowledged writes ("500writes").</summary>
+    public static (TimeSpan? Period, int? Writes) ParseChaosEvery(string text)
+    {
+        string t = text.Trim();
+        if (t.EndsWith("writes", StringComparison.Ordinal))
+        {
+            return int.TryParse(t.AsSpan(0, t.Length - "writes".Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 100_000_000
+                ? (null, n)
+                : throw new UsageException($"--chaos-every '{text}': a count of writes is 1writes..100000000writes");
+        }
+        return (ParseDuration(t), null);
+    }
 
     /// <summary>Parses the --chaos value: only "kill-silo" so far.</summary>
     public static bool ParseChaos(string text) => text.Trim() == "kill-silo"
@@ -152,7 +172,15 @@ public sealed record LoadOptions
         {
             throw new UsageException("--chaos runs alone: the mixed workload, without --compare or --inject");
         }
-        if (ChaosEvery < TimeSpan.FromSeconds(1) || ChaosEvery > TimeSpan.FromHours(1))
+        if (ChaosKills is < 0 or > 1000)
+        {
+            throw new UsageException($"--chaos-kills {ChaosKills} must be 0..1000");
+        }
+        if (ChaosKills > 0 && !KillSilos)
+        {
+            throw new UsageException("--chaos-kills needs --chaos kill-silo");
+        }
+        if (ChaosEveryWrites is null && (ChaosEvery < TimeSpan.FromSeconds(1) || ChaosEvery > TimeSpan.FromHours(1)))
         {
             throw new UsageException($"--chaos-every {ChaosEvery} must be 1s..1h");
         }

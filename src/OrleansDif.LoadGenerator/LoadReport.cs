@@ -76,7 +76,8 @@ public sealed record ChaosReport(
     [property: JsonPropertyName("reactivatedPages")] long ReactivatedPages,
     [property: JsonPropertyName("fsyncLossReports")] long FsyncLossReports,
     [property: JsonPropertyName("fsyncFailures")] long FsyncFailures,
-    [property: JsonPropertyName("retriedCalls")] long RetriedCalls);
+    [property: JsonPropertyName("retriedCalls")] long RetriedCalls,
+    [property: JsonPropertyName("writesAfterLastRestart")] long WritesAfterLastRestart);
 
 public sealed record TimelinePoint(
     [property: JsonPropertyName("second")] int Second,

@@ -72,7 +72,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             latency[kind] = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
         }
         var stalls = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
-        int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2;
+        // A run with a chaos kill count may go on past its duration (at most ten minutes): room for those seconds too.
+        int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2 + (options.ChaosKills > 0 ? 660 : 0);
         var buckets = Enumerable.Range(0, seconds).Select(_ => new LongConcurrentHistogram(1, MaxLatencyUs, 2)).ToArray();
 
         IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
@@ -127,8 +128,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         _pings = Enumerable.Range(0, options.Pages).Select(p => client.GetGrain<IPingGrain>(p)).ToArray();
         Clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stop.CancelAfter(options.Duration);
-        Task killing = chaos?.RunAsync(() => Clock.Elapsed.TotalSeconds, stop.Token) ?? Task.CompletedTask;
+        Func<long> acknowledged = () => Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores);
+        Task killing = chaos?.RunAsync(() => Clock.Elapsed.TotalSeconds, acknowledged, stop.Token) ?? Task.CompletedTask;
+        _ = EndRunAsync(stop, chaos, acknowledged);
         await Task.WhenAll(Enumerable.Range(0, options.Writers).Select(w =>
             Task.Run(() => WriterAsync(w, volume, model, latency, stalls, buckets, errors, stop.Token))));
         double elapsed = Clock.Elapsed.TotalSeconds;
@@ -236,13 +238,14 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             Verify = verify,
             Images = diskAfter.Select(d => d.ImagePath).ToList(),
             Errors = errors.Take(50).ToList(),
-            Timeline = buckets.Select((h, i) => new TimelinePoint(i, h.TotalCount, h.TotalCount == 0 ? 0 : Ms(h.GetValueAtPercentile(99))))
+            Timeline = buckets.Take(Math.Min(buckets.Length, (int)Math.Ceiling(elapsed) + 1)).Select((h, i) => new TimelinePoint(i, h.TotalCount, h.TotalCount == 0 ? 0 : Ms(h.GetValueAtPercentile(99))))
                 .Where(t => t.Second < (int)elapsed).ToList(), // whole seconds only
             TagsAtCopyIn = volume.TagsAtCopyIn,
             VersionTags = volume.VersionTags,
             Faults = faults,
             Chaos = chaos is null ? null : new ChaosReport(chaos.Kills, chaos.Restarts, model.SyncedLost, model.UnsyncedLost,
-                chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried)),
+                chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried),
+                chaos.Restarts == 0 ? 0 : Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores) - chaos.WritesAtLastRestart),
         };
     }
 
@@ -250,6 +253,35 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     /// <summary>Calls that may fail because a silo died: the cluster's own failures, not the storage's answers.</summary>
     private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException;
+
+    /// <summary>
+    /// The run ends after its duration; with a chaos kill count, not before every kill and restart happened and
+    /// writes were acknowledged after the last one (events, not a clock: a slow machine runs longer, never less).
+    /// A bound of ten minutes past the duration keeps a cluster that stopped acknowledging from running for ever;
+    /// the report then shows fewer kills than asked.
+    /// </summary>
+    private async Task EndRunAsync(CancellationTokenSource stop, ChaosMonkey? monkey, Func<long> acknowledged)
+    {
+        try
+        {
+            await Task.Delay(options.Duration, stop.Token);
+            if (monkey is { Target: > 0 })
+            {
+                var bound = Stopwatch.StartNew();
+                await Task.WhenAny(monkey.AllKilled, Task.Delay(TimeSpan.FromMinutes(10), stop.Token));
+                long after = Math.Max(1, (options.ChaosEveryWrites ?? 100) / 4);
+                while (monkey.AllKilled.IsCompleted && acknowledged() < monkey.WritesAtLastRestart + after && bound.Elapsed < TimeSpan.FromMinutes(10))
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(5), stop.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        stop.Cancel();
+    }
 
     /// <summary>
     /// With chaos, a call that failed because a silo died is tried again with backoff (a write with the same data

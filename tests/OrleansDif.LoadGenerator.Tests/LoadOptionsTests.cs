@@ -57,6 +57,16 @@ public class LoadOptionsTests
     }
 
     [Fact]
+    public void ChaosPacingParsesAsTimeOrWrites()
+    {
+        Assert.Equal((TimeSpan.FromSeconds(10), (int?)null), LoadOptions.ParseChaosEvery("10s"));
+        Assert.Equal(((TimeSpan?)null, (int?)500), LoadOptions.ParseChaosEvery("500writes"));
+        Assert.Throws<UsageException>(() => LoadOptions.ParseChaosEvery("0writes"));
+        Assert.Throws<UsageException>(() => LoadOptions.ParseChaosEvery("-5writes"));
+        Assert.Throws<UsageException>(() => new LoadOptions { ChaosKills = 3 }.Validate());
+    }
+
+    [Fact]
     public void FaultKindsParse()
     {
         Assert.Equal([FaultKind.LostWrite, FaultKind.PageBitflip], LoadOptions.ParseInject("lost-write, page-bitflip,lost-write"));
