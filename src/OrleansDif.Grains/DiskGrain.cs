@@ -79,15 +79,33 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             epoch = _disk!.NewEpoch();
             _disk.Claim(lba, PageVersion.First(epoch));
         }
-        long held = _disk!.HeldVersion(lba);
         try
         {
             DiskReadResult read = await Read(lba, spp);
+            if (_disk!.IsUncertain(lba, out long previous))
+            {
+                // The last flush before this disk went down recorded a version for this page: did its data land?
+                ushort before = _config.AppTagFor(previous);
+                bool behind = previous != 0 && _config.VersionTags;
+                for (int s = 0; s < spp && behind; s++)
+                {
+                    behind = PiTuple.Read(read.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size)).AppTag == before;
+                }
+                if (behind)
+                {
+                    _disk.RevertUncertain(lba);
+                }
+                else
+                {
+                    _disk.ConfirmUncertain(lba);
+                }
+            }
+            long held = _disk.HeldVersion(lba);
             return new DiskPageRead(read.Data, read.Pi, held, epoch);
         }
         catch (StorageException e) when (e.Error == StorageError.IntegrityError)
         {
-            return new DiskPageRead([], [], held, epoch, e.Failure, e.Message);
+            return new DiskPageRead([], [], _disk!.HeldVersion(lba), epoch, e.Failure, e.Message);
         }
     }
 

@@ -30,8 +30,8 @@ public enum FencedWrite
 public sealed class CachedDisk : IDisposable
 {
     private const long Magic = 0x45434E4546464944; // "DIFFENCE"
-    private const int HeaderSize = 16;
-    private const int SlotSize = 16;
+    private const int HeaderSize = 24;
+    private const int SlotSize = 32;
     private const long EpochBlock = 4096;
 
     private readonly DiskImage _image;
@@ -40,6 +40,9 @@ public sealed class CachedDisk : IDisposable
     private readonly Dictionary<long, byte[]> _cache = [];
     private readonly long[] _held;
     private readonly long[] _floor;
+    private readonly long[] _flushedHeld;                   // what the medium holds as of the last flush
+    private readonly Dictionary<long, long> _uncertain = [];  // slots of a flush that may not have finished: slot -> version before it
+    private long _flushSequence;
     private readonly HashSet<long> _fenceDirty = [];
     private readonly SafeFileHandle _fence;
     private long _epochReserved;
@@ -61,6 +64,7 @@ public sealed class CachedDisk : IDisposable
         long slots = image.SectorCount / slotSectors;
         _held = new long[slots];
         _floor = new long[slots];
+        _flushedHeld = new long[slots];
         Boot = Random.Shared.NextInt64(1, long.MaxValue);
         string path = FencePath(image.Path);
         bool exists = File.Exists(path);
@@ -76,11 +80,19 @@ public sealed class CachedDisk : IDisposable
             if (read >= HeaderSize)
             {
                 _epochReserved = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(8));
+                _flushSequence = read >= HeaderSize ? BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(16)) : 0;
                 int whole = (read - HeaderSize) / SlotSize;
                 for (int s = 0; s < Math.Min(whole, slots); s++)
                 {
-                    _held[s] = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(HeaderSize + s * SlotSize));
-                    _floor[s] = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(HeaderSize + s * SlotSize + 8));
+                    Span<byte> r = all.AsSpan(HeaderSize + s * SlotSize, SlotSize);
+                    _held[s] = _flushedHeld[s] = BinaryPrimitives.ReadInt64LittleEndian(r);
+                    _floor[s] = BinaryPrimitives.ReadInt64LittleEndian(r[8..]);
+                    long previous = BinaryPrimitives.ReadInt64LittleEndian(r[16..]);
+                    long sequence = BinaryPrimitives.ReadInt64LittleEndian(r[24..]);
+                    if (sequence == _flushSequence && sequence != 0 && previous != _held[s])
+                    {
+                        _uncertain[s] = previous; // written by the last flush, which may have died before its data landed
+                    }
                 }
             }
             _nextEpoch = _epochReserved + 1;
@@ -120,6 +132,27 @@ public sealed class CachedDisk : IDisposable
         }
         return _nextEpoch++;
     }
+
+    /// <summary>
+    /// After an open: was the slot of <paramref name="lba"/> in the last flush before the disk went down? The fence
+    /// reaches the medium before the data, so that flush may have recorded a version whose data never landed; the
+    /// version before it is <paramref name="previous"/>.
+    /// </summary>
+    public bool IsUncertain(long lba, out long previous) => _uncertain.TryGetValue(SlotOf(lba), out previous);
+
+    /// <summary>The data of the slot is the version before the last flush: that flush died before its data landed.</summary>
+    public void RevertUncertain(long lba)
+    {
+        long slot = SlotOf(lba);
+        if (_uncertain.Remove(slot, out long previous))
+        {
+            _held[slot] = _flushedHeld[slot] = previous;
+            _fenceDirty.Add(slot);
+        }
+    }
+
+    /// <summary>The data of the slot matched the version the fence holds: certain from now on.</summary>
+    public void ConfirmUncertain(long lba) => _uncertain.Remove(SlotOf(lba));
 
     /// <summary>The version the disk holds for the page slot of <paramref name="lba"/> (0: never written by a page).</summary>
     public long HeldVersion(long lba) => _held[SlotOf(lba)];
@@ -290,33 +323,38 @@ public sealed class CachedDisk : IDisposable
         {
             slots.Add((slot, blocks));
         }
-        var fence = new List<(long Slot, long Held, long Floor)>(_fenceDirty.Count);
+        long sequence = ++_flushSequence;
+        var fence = new List<(long Slot, long Held, long Floor, long Previous)>(_fenceDirty.Count);
         foreach (long slot in _fenceDirty)
         {
-            fence.Add((slot, _held[slot], _floor[slot]));
+            fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot]));
         }
         _fenceDirty.Clear();
         try
         {
             await Task.Run(() =>
             {
-                int block = _image.Format.BlockSize;
+                // The fence first, with the version each slot held before and this flush's sequence; then the data. A
+                // flush cut short leaves data behind its fence only in slots of the last sequence, which an open
+                // reconciles against the data's version tags (IsUncertain); every earlier flush finished.
+                Span<byte> record = stackalloc byte[SlotSize];
+                foreach (var (slot, held, floor, previous) in fence)
+                {
+                    BinaryPrimitives.WriteInt64LittleEndian(record, held);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], floor);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[16..], previous);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[24..], sequence);
+                    RandomAccess.Write(_fence, record, HeaderSize + slot * SlotSize);
+                }
+                Span<byte> seq = stackalloc byte[8];
+                BinaryPrimitives.WriteInt64LittleEndian(seq, sequence);
+                RandomAccess.Write(_fence, seq, 16);
+                RandomAccess.FlushToDisk(_fence);
                 foreach (var (slot, blocks) in slots)
                 {
                     _image.WriteRaw(slot * _slotSectors, blocks);
                 }
                 _image.Flush();
-                Span<byte> record = stackalloc byte[SlotSize];
-                foreach (var (slot, held, floor) in fence)
-                {
-                    BinaryPrimitives.WriteInt64LittleEndian(record, held);
-                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], floor);
-                    RandomAccess.Write(_fence, record, HeaderSize + slot * SlotSize);
-                }
-                if (fence.Count > 0)
-                {
-                    RandomAccess.FlushToDisk(_fence);
-                }
             });
             foreach (var (slot, blocks) in slots)
             {
@@ -325,12 +363,16 @@ public sealed class CachedDisk : IDisposable
                     _cache.Remove(slot); // on the medium, and not written again since the snapshot
                 }
             }
+            foreach (var (slot, held, _, _) in fence)
+            {
+                _flushedHeld[slot] = Math.Max(_flushedHeld[slot], held);
+            }
             _flushedGeneration = Math.Max(_flushedGeneration, generation);
             Flushes++;
         }
         catch
         {
-            foreach (var (slot, _, _) in fence)
+            foreach (var (slot, _, _, _) in fence)
             {
                 _fenceDirty.Add(slot);
             }
@@ -348,6 +390,7 @@ public sealed class CachedDisk : IDisposable
         Span<byte> header = stackalloc byte[HeaderSize];
         BinaryPrimitives.WriteInt64LittleEndian(header, Magic);
         BinaryPrimitives.WriteInt64LittleEndian(header[8..], _epochReserved);
+        BinaryPrimitives.WriteInt64LittleEndian(header[16..], _flushSequence);
         RandomAccess.Write(_fence, header, 0);
         RandomAccess.FlushToDisk(_fence);
         MetadataCommits++;
