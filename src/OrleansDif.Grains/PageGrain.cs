@@ -753,7 +753,7 @@ public sealed class PageGrain(
             _poisonedAtLoad = true;
             _poisonReason = "its stored copy failed a check when it was read: " + e.Message;
             _poisonFailure = e.Failure;
-            Loaded(stored.HeldVersion);
+            await Loaded(stored.HeldVersion);
             return;
         }
         var scheme = GrainHelpers.Scheme(config);
@@ -769,7 +769,7 @@ public sealed class PageGrain(
         _content = stored.Data;
         _tags = tags;
         _validTags = tags.Length == 64 ? ulong.MaxValue : (1UL << tags.Length) - 1;
-        Loaded(stored.HeldVersion);
+        await Loaded(stored.HeldVersion);
     }
 
     /// <summary>
@@ -778,7 +778,7 @@ public sealed class PageGrain(
     /// judges it (exactly: it knows what was owed and what landed); the page keeps the question open until an fsync
     /// has reported the answer.
     /// </summary>
-    private void Loaded(long held)
+    private async Task Loaded(long held)
     {
         _version = _durableVersion = _loadedVersion = held;
         _count = 0;
@@ -788,9 +788,12 @@ public sealed class PageGrain(
         if (_staleIntent is not null)
         {
             DifMetrics.LostPages.Add(1);
-            // Not awaited: the load must not wait on a flusher that may itself be coming back. If the report goes
-            // astray the flusher finds the page all the same: fsync asks each page it covers, a new flusher scans.
-            _ = ReportLostAsync();
+            // Awaited, so that the next fsync judges this page: ReportLost only records the page (it waits for
+            // nothing, not even the flusher's recovery, which may be asking this very page). Bounded: a flusher
+            // whose silo is going away must not hold the load; the report then lands late, and a new flusher
+            // finds the page by its intent all the same.
+            Task report = ReportLostAsync();
+            await Task.WhenAny(report, Task.Delay(TimeSpan.FromSeconds(2)));
         }
     }
 
