@@ -29,7 +29,7 @@ public enum FencedWrite
 /// </summary>
 public sealed class CachedDisk : IDisposable
 {
-    private const long Magic = 0x45434E4546464944; // "DIFFENCE"
+    private const long Magic = 0x32434E4546464944; // "DIFFENC2": layout 2 (slot: held, floor, previous, flush sequence)
     private const int HeaderSize = 24;
     private const int SlotSize = 32;
     private const long EpochBlock = 4096;
@@ -75,7 +75,7 @@ public sealed class CachedDisk : IDisposable
             int read = exists ? ReadFully(_fence, all) : 0;
             if (read >= HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(all) != Magic)
             {
-                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file");
+                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 2); it belongs to another build: move the data directory aside");
             }
             if (read >= HeaderSize)
             {
