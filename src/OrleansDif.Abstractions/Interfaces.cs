@@ -114,6 +114,12 @@ public interface IWritebackGrain : IGrainWithStringKey
     /// <summary>Returns when every page of the range dirtied before the call is durable on the disks.</summary>
     Task<FsyncResult> Fsync(int firstPage, int pageCount);
 
+    /// <summary>
+    /// Writes back the dirty pages of the range into the disks' write caches and returns how many it started,
+    /// without flushing anything (as sync_file_range with SYNC_FILE_RANGE_WRITE): not durable until an fsync.
+    /// </summary>
+    Task<int> StartWriteback(int firstPage, int pageCount);
+
     Task<WritebackStats> GetStats();
 
     /// <summary>Fault injection (<see cref="FaultKind.TransitBitflip"/>): the next <paramref name="commands"/> commands get one data bit flipped after their PI was built.</summary>

@@ -231,9 +231,10 @@ public sealed class PageGrain(
     public async Task Deactivate()
     {
         await EnsureLoaded();
-        if (_state != PageState.Clean)
+        if (_state == PageState.Dirty)
         {
-            // Never let a dirty page go: write it back through the flusher first.
+            // Never let a dirty page go: write it back through the flusher first. (A page under writeback goes
+            // as it is: its deactivation hands its content to the flusher, which owns the writeback under way.)
             FsyncResult r = await _flusher.Fsync(_page, 1);
             if (!r.Durable)
             {
@@ -823,7 +824,9 @@ public sealed class PageGrain(
         }
         try
         {
-            bool changed = _state == PageState.Dirty || (_state == PageState.Writeback && _version != _writebackVersion);
+            // Under writeback too, changed or not: once this activation is gone the writeback's end reaches a new one
+            // (refused as stale), and the command under way may yet be refused by the new activation's claim.
+            bool changed = _state != PageState.Clean;
             if (changed && !_poisoned)
             {
                 var snapshot = new WritebackSnapshot(BeginStatus.Started, Guid.Empty, _version, _content, (ushort[])_tags.Clone(), _validTags, false, _dirtyGen);
@@ -835,6 +838,7 @@ public sealed class PageGrain(
                 _state = PageState.Clean;
                 DifMetrics.DirtyPages.Add(-1);
                 DifMetrics.EvictionWrites.Add(1);
+                await StepHooks.PassAsync(_volume, StepHooks.PageEvicted);
             }
             else if (_state != PageState.Clean || _poisoned)
             {

@@ -340,6 +340,17 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})");
     }
 
+    public async Task<int> StartWriteback(int firstPage, int pageCount)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, firstPage, pageCount);
+        int last = firstPage + pageCount;
+        var pages = _dirty.Keys.Where(p => p >= firstPage && p < last).ToList();
+        await Task.WhenAll(pages.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct());
+        await Flush(pages);
+        return pages.Count;
+    }
+
     public async Task<WritebackStats> GetStats()
     {
         await Config();
@@ -771,6 +782,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
                 disk, _volume, pages[start], pages[end], result.Failure);
+        }
+        if (result.Accepted)
+        {
+            await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
         }
         EndStatus[] ends = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
             GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted)));
