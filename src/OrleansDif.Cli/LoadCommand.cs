@@ -33,7 +33,7 @@ internal static class LoadCommand
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
         var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
         var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills (10s), or acknowledged writes between kills (500writes)", DefaultValueFactory = _ => "10s" };
-        var warmup = new Option<string?>("--warmup") { Description = "Unmeasured load before the measured runs, on volumes of their own (default 3s with --compare, else 0s)" };
+        var warmup = new Option<string?>("--warmup") { Description = "Unmeasured load before the measured runs, on volumes of their own (default 12s with --compare, else 0s)" };
         var chaosKills = new Option<int>("--chaos-kills") { Description = "Run on past --duration until this many kills and restarts happened and writes were acknowledged after the last (0: kill until the duration ends)" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
         {

@@ -71,12 +71,12 @@ public sealed record LoadOptions
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(20);
     /// <summary>
     /// Unmeasured load before the measured runs, on volumes of its own, split over the policies to run: the silos'
-    /// JIT tiers up and connections open, so the first measured policy does not pay for it. Null: 3 s with
-    /// --compare, none otherwise.
+    /// JIT tiers up (tiered compilation and dynamic PGO need seconds of load on two cores) and connections open, so
+    /// that the first measured policy does not pay for it. Null: 12 s with --compare, none otherwise.
     /// </summary>
     public TimeSpan? Warmup { get; init; }
 
-    public TimeSpan EffectiveWarmup => Warmup ?? (Compare && Inject.Count == 0 && !KillSilos ? TimeSpan.FromSeconds(3) : TimeSpan.Zero);
+    public TimeSpan EffectiveWarmup => Warmup ?? (Compare && Inject.Count == 0 && !KillSilos ? TimeSpan.FromSeconds(12) : TimeSpan.Zero);
     public int Seed { get; init; } = 1;
     public string? DataDirectory { get; init; }
     public Workload Workload { get; init; } = Workload.Mixed;
