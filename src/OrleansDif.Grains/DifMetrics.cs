@@ -27,5 +27,6 @@ public static class DifMetrics
     public static readonly Counter<long> FaultsInjected = s_meter.CreateCounter<long>("orleansdif.faults.injected", description: "faults injected, by kind");
     public static readonly Counter<long> StaleCommands = s_meter.CreateCounter<long>("orleansdif.disk.stale", description: "page commands refused because the disk holds a newer version of a page");
     public static readonly Counter<long> MetadataCommits = s_meter.CreateCounter<long>("orleansdif.metadata.commits", description: "synchronous commits of persistent grain state");
+    public static readonly Counter<long> CorruptStateFiles = s_meter.CreateCounter<long>("orleansdif.state.corrupt", description: "grain state files found torn or garbage (moved aside, reported)");
     public static readonly Counter<long> DiskSectorsWritten = s_meter.CreateCounter<long>("orleansdif.disk.sectors_written");
 }

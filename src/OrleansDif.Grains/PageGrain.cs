@@ -786,6 +786,14 @@ public sealed class PageGrain(
         _staleIntent = intent.State.Epoch != 0 && intent.State.Epoch != _epoch
             ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher }
             : null;
+        if (intent.State.CorruptionReason is string why)
+        {
+            // The intent was unreadable: whether an earlier activation died holding acknowledged writes cannot be
+            // known, so it is asked as an intent no flusher can vouch for: the next fsync reports a possible loss.
+            logger.LogError("{Volume} page {Page}: {Why}; the next fsync covering it reports its writes as possibly lost", _volume, _page, why);
+            _staleIntent = new PageIntentState { Epoch = -1, Flusher = 0 };
+            intent.State.CorruptionReason = null;
+        }
         if (_staleIntent is not null)
         {
             DifMetrics.LostPages.Add(1);
@@ -852,6 +860,7 @@ public sealed class PageGrain(
             {
                 await WriteIntent(0, 0);
             }
+            await StepHooks.PassAsync(_volume, StepHooks.PageDeactivated);
         }
         catch (Exception e)
         {
@@ -862,8 +871,11 @@ public sealed class PageGrain(
 
 /// <summary>What a page keeps in persistent grain state: its write intent.</summary>
 [GenerateSerializer]
-public sealed class PageIntentState
+public sealed class PageIntentState : IStateCorruption
 {
+    /// <summary>Set when the stored intent could not be read: the page cannot know what its last activation held.</summary>
+    [Id(2)] public string? CorruptionReason { get; set; }
+
     /// <summary>The epoch of the activation that may hold acknowledged writes not yet durable (0: none).</summary>
     [Id(0)] public long Epoch { get; set; }
 

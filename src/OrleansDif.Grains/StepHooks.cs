@@ -22,6 +22,8 @@ public static class StepHooks
 
     /// <summary>Page grain: a deactivating page's content was written by the flusher and its disk flushed.</summary>
     public const string PageEvicted = "page-evicted";
+    /// <summary>Page grain: an activation finished its deactivation (content handed over, intent cleared).</summary>
+    public const string PageDeactivated = "page-deactivated";
     /// <summary>Writeback grain: a disk accepted a command; its pages' writebacks are not ended yet.</summary>
     public const string CommandLanded = "command-landed";
 

@@ -445,7 +445,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         // and the pages that went with a silo (asking them brings them up, and they report the loss).
         foreach (var (name, state) in FileGrainStorage.List<PageIntentState>(options.Value.DataDirectory, "intent", PageGrain.TypeName, _volume))
         {
-            if (state.Epoch != 0 && int.TryParse(name, out int page) && page >= 0)
+            if ((state.Epoch != 0 || state.CorruptionReason is not null) && int.TryParse(name, out int page) && page >= 0)
             {
                 candidates.Add(page);
             }

@@ -108,4 +108,29 @@ public class FencingTests(ClusterFixture fixture)
         DiskStats disk = await _grains.Disk(v, v.Locate(9).Disk).GetStats();
         Assert.InRange(disk.Commands - disksWritersBefore, 1, 2);
     }
+
+    [Fact]
+    public async Task AGarbageIntentFileIsReportedNamingThePageAndNeverBricksIt()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain page = _grains.Page(v, 11);
+        byte[] a = TestVolumes.Pattern(61);
+        await page.Write(0, a, false);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        string file = Path.Combine(fixture.DataDirectory, "state", "intent", "difpage", v.Id, "11.json");
+        Assert.True(File.Exists(file));
+        StepHooks.Gate gone = StepHooks.Arm(v.Id, StepHooks.PageDeactivated, autoRelease: true);
+        await page.Deactivate();                  // clean and durable: its deactivation clears the intent
+        await gone.Reached.Within();
+        File.WriteAllText(file, "{\"ETag\":1,\"Sta");   // torn while no activation holds it
+
+        PageInfo info = await page.GetInfo();     // the next activation reads it: reported, not bricked
+        Assert.True(info.LostWrites);
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
+        Assert.False(f.Durable);                  // nobody can vouch for what the last activation held: reported
+        Assert.Contains("pages 11", f.Error);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable); // once
+        Assert.Equal(a, await page.Read(0, 4096)); // the data that was synced is there
+        Assert.True(File.Exists(file + ".corrupt"));
+    }
 }
