@@ -38,9 +38,12 @@ public interface IPageGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<byte[]> ReadForTransfer(Guid writebackId);
 
-    /// <summary>Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty.</summary>
+    /// <summary>
+    /// Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty. <paramref name="diskBoot"/>:
+    /// the disk activation whose write cache took the data (durable once that activation flushed).
+    /// </summary>
     [AlwaysInterleave]
-    Task<EndStatus> EndWriteback(Guid writebackId, bool success);
+    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0);
 
     /// <summary>
     /// Reads the page from its disk (not the cache): the disk checks guard and reference tags, the page checks

@@ -120,7 +120,8 @@ public sealed record PageInfo(
     [property: Id(10)] long LoadedVersion = 0,
     [property: Id(11)] bool LostWrites = false,
     [property: Id(12)] long StaleIntentEpoch = 0,
-    [property: Id(13)] long StaleIntentFlusher = 0);
+    [property: Id(13)] long StaleIntentFlusher = 0,
+    [property: Id(14)] long WrittenBoot = 0);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus
@@ -195,9 +196,27 @@ public enum DurableStatus
     Lost,
 }
 
-/// <summary>Outcome of an fsync.</summary>
+/// <summary>
+/// Outcome of an fsync: durable, or not, with the pages by cause (callers switch on these, never on the text):
+/// <see cref="LostPages"/> lost acknowledged writes with a silo (reported once), <see cref="PoisonedPages"/> hold
+/// memory corrupted behind the page cache, <see cref="PendingPages"/> were still not durable when the fsync
+/// gave up. <see cref="Error"/> says the same for people.
+/// </summary>
 [GenerateSerializer, Immutable]
-public sealed record FsyncResult([property: Id(0)] bool Durable, [property: Id(1)] int Pages, [property: Id(2)] string? Error);
+public sealed record FsyncResult(
+    [property: Id(0)] bool Durable,
+    [property: Id(1)] int Pages,
+    [property: Id(2)] string? Error,
+    [property: Id(3)] int[]? LostPages = null,
+    [property: Id(4)] int[]? PoisonedPages = null,
+    [property: Id(5)] int[]? PendingPages = null)
+{
+    /// <summary>The fsync failed because pages lost acknowledged writes with their silo (EIO).</summary>
+    public bool ReportsLoss => LostPages is { Length: > 0 };
+
+    /// <summary>The fsync failed because pages are poisoned by memory corruption (EIO).</summary>
+    public bool ReportsPoison => PoisonedPages is { Length: > 0 };
+}
 
 /// <summary>Faults that can be injected when the cluster config enables fault injection.</summary>
 public enum FaultKind

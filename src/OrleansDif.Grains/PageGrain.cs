@@ -53,6 +53,7 @@ public sealed class PageGrain(
     private long _loadedVersion;                        // the version the page had on its disk when it loaded
     private PageIntentState? _staleIntent;              // the write intent of an earlier activation, until the flusher resolved it
     private long _dirtyGen;                             // registrations with the flusher, numbered
+    private long _writtenBoot;                          // the disk activation that took the last written version
     private bool _registeredSinceBegin;                 // a write under writeback told the flusher already
     private Task _intentWrite = Task.CompletedTask;
     private int _intentCommits;                         // not yet reported to the flusher
@@ -214,7 +215,7 @@ public sealed class PageGrain(
         return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
             _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
             _heldWriters, RuntimeIdentity, _poisoned, _epoch, _loadedVersion, _staleIntent is not null,
-            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0);
+            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, _writtenBoot);
     }
 
     public async Task InjectBitflip(int bit)
@@ -255,7 +256,7 @@ public sealed class PageGrain(
         if (intent.State.Epoch != _epoch && intent.State.Epoch != 0)
         {
             // The file still holds the earlier activation's intent (this one has not written yet): resolved, clear it.
-            await WriteIntent(0, 0);
+            await ClearIntent();
         }
     }
 
@@ -330,7 +331,7 @@ public sealed class PageGrain(
         return Task.FromResult(_content);
     }
 
-    public Task<EndStatus> EndWriteback(Guid writebackId, bool success)
+    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0)
     {
         if (!IsCurrent(writebackId))
         {
@@ -340,6 +341,7 @@ public sealed class PageGrain(
         {
             // In the disk's write cache: written back. Durable once the flusher has flushed that disk (fsync does).
             _durableVersion = Math.Max(_durableVersion, _writebackVersion);
+            _writtenBoot = diskBoot;
             WakeDurableWaiters();
         }
         else
@@ -482,6 +484,29 @@ public sealed class PageGrain(
                 // tried again below
             }
             await EnsureIntent(f);
+        }
+    }
+
+    /// <summary>Clears the intent, after every intent write under way (one writer of the state at a time).</summary>
+    private Task ClearIntent()
+    {
+        Task previous = _intentWrite;
+        return _intentWrite = After(previous);
+
+        async Task After(Task before)
+        {
+            try
+            {
+                await before;
+            }
+            catch (Exception)
+            {
+                // that write failed on its own; this one is tried regardless
+            }
+            if (intent.State.Epoch != 0 || intent.State.Flusher != 0)
+            {
+                await WriteIntent(0, 0);
+            }
         }
     }
 
@@ -858,7 +883,7 @@ public sealed class PageGrain(
             }
             if (intent.State.Epoch == _epoch && _staleIntent is null)
             {
-                await WriteIntent(0, 0);
+                await ClearIntent();
             }
             await StepHooks.PassAsync(_volume, StepHooks.PageDeactivated);
         }

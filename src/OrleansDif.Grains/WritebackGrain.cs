@@ -333,11 +333,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             {
                 parts.Add($"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
             }
-            return new FsyncResult(false, targets.Count, string.Join("; ", parts));
+            return new FsyncResult(false, targets.Count, string.Join("; ", parts), [.. lost], [.. poisoned], [.. want.Keys.Order()]);
         }
         return want.Count == 0
             ? new FsyncResult(true, targets.Count, null)
-            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})");
+            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})",
+                [], [], [.. want.Keys.Order()]);
     }
 
     public async Task<int> StartWriteback(int firstPage, int pageCount)
@@ -469,6 +470,18 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (infos[i] is { LostWrites: true })
             {
                 _lost.Add(pages[i]);
+            }
+            if (infos[i] is { } written && written.DurableVersion > written.LoadedVersion && !written.Poisoned)
+            {
+                // Written back in this page activation, into a disk's cache that the old flusher may not have
+                // flushed: the next fsync flushes that disk, and if the disk came back without its cache since
+                // (another boot), the page is written again.
+                int d = _config!.Locate(pages[i]).Disk;
+                if (!_unflushed.TryGetValue(d, out var pending))
+                {
+                    _unflushed[d] = pending = [];
+                }
+                pending.TryAdd(pages[i], (written.DurableVersion, written.WrittenBoot));
             }
             if (infos[i] is { } info && info.State == PageState.Clean)
             {
@@ -788,7 +801,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
         }
         EndStatus[] ends = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
-            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted)));
+            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted, result.Boot)));
         for (int i = 0; i < n; i++)
         {
             snapshots[start + i] = null; // ended: nothing left to undo

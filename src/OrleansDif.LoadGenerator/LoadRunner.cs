@@ -268,8 +268,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             wbAfter.ExpiredWritebacks - wbBefore.ExpiredWritebacks);
     }
 
-    /// <summary>Calls that may fail because a silo died: the cluster's own failures, not the storage's answers.</summary>
-    private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException;
+    /// <summary>
+    /// Calls that may fail because a silo died: the cluster's own failures, not the storage's answers. Orleans also
+    /// cancels a message whose target could not be placed while a silo was dying ("Message expired before placement
+    /// could complete"); the run's own stop never cancels a call (calls take no token), so that is the cluster's too.
+    /// </summary>
+    private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException || e is OperationCanceledException;
 
     /// <summary>
     /// The run ends after its duration; with a chaos kill count, not before every kill and restart happened and
@@ -376,7 +380,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 return result;
             }
-            if (result.Error is string error && error.Contains("lost acknowledged writes", StringComparison.Ordinal))
+            if (result.ReportsLoss)
             {
                 Interlocked.Increment(ref _lossReports);
             }
@@ -417,7 +421,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     /// <summary>An fsync that failed only because of pages poisoned by injected memory corruption: a detection, not a run error.</summary>
     private bool ExplainedByFaults(FsyncResult result) =>
-        _injector is not null && result.Error is string e && e.Contains("poisoned", StringComparison.Ordinal);
+        _injector is not null && result.ReportsPoison;
 
     private FaultInjector? _injector;
     private IPageGrain[] _pages = [];

@@ -25,6 +25,8 @@ public class FaultInjectionTests(ClusterFixture fixture)
         FsyncResult f = await _grains.Flusher(v).Fsync(0, 1);
         Assert.False(f.Durable);                    // never acknowledged as durable
         Assert.Contains("poisoned", f.Error);
+        Assert.Equal([0], f.PoisonedPages!);
+        Assert.False(f.ReportsLoss);
         WritebackStats stats = await _grains.Flusher(v).GetStats();
         Assert.Equal(1, stats.RejectedGuard);       // detected and counted once: the page is poisoned, not retried
         Assert.Equal(1, stats.PoisonedPages);

@@ -129,6 +129,7 @@ public class FencingTests(ClusterFixture fixture)
         FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
         Assert.False(f.Durable);                  // nobody can vouch for what the last activation held: reported
         Assert.Contains("pages 11", f.Error);
+        Assert.Equal([11], f.LostPages!);
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable); // once
         Assert.Equal(a, await page.Read(0, 4096)); // the data that was synced is there
         Assert.True(File.Exists(file + ".corrupt"));

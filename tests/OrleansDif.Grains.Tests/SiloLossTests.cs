@@ -212,6 +212,8 @@ public class SiloLossTests(ClusterFixture fixture)
             Assert.False(f.Durable);
             Assert.Contains("lost acknowledged writes", f.Error);
             Assert.Contains($"pages {doomed}", f.Error);
+            Assert.Contains(doomed, f.LostPages!);   // typed: callers switch on the pages by cause
+            Assert.True(f.ReportsLoss);
             Assert.False(info.LostWrites, $"{f} {info}"); // reported: the next fsync does not report it again
         }
         byte[] kept = cameBackShort ? new byte[4096] : lostData;
@@ -241,12 +243,15 @@ public class SiloLossTests(ClusterFixture fixture)
         VolumeConfig? v = null;
         SiloHandle? victim = null;
         int[] run = [];
+        string diag = "";
         for (int attempt = 0; attempt < 30 && run.Length == 0; attempt++)
         {
-            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { StripePages = 4 });
+            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { StripePages = 4, Disks = 3 });
+            diag = "";
             for (int d = 0; d < candidate.Disks && run.Length == 0; d++)
             {
                 string diskSilo = (await _grains.Disk(candidate, d).GetStats()).Silo;
+                diag += $" disk{d}@{diskSilo}";
                 if (diskSilo == primary)
                 {
                     continue;
@@ -270,7 +275,7 @@ public class SiloLossTests(ClusterFixture fixture)
                 }
             }
         }
-        Assert.NotNull(victim);
+        Assert.True(victim is not null, $"no disk on a secondary silo with a stripe unit elsewhere; primary {primary}, silos {string.Join(", ", cluster.GetActiveSilos().Select(x => x.SiloAddress))}; {diag}");
         int disk = v!.Locate(run[0]).Disk;
         long lba = v.Locate(run[0]).Lba;
         Assert.All(run, p => Assert.Equal(lba + (p - run[0]) * v.SectorsPerPage, v.Locate(p).Lba)); // contiguous on d
