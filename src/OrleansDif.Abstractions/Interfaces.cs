@@ -38,9 +38,12 @@ public interface IPageGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<byte[]> ReadForTransfer(Guid writebackId);
 
-    /// <summary>Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty.</summary>
+    /// <summary>
+    /// Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty. <paramref name="diskBoot"/>:
+    /// the disk activation whose write cache took the data (durable once that activation flushed).
+    /// </summary>
     [AlwaysInterleave]
-    Task<EndStatus> EndWriteback(Guid writebackId, bool success);
+    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0);
 
     /// <summary>
     /// Reads the page from its disk (not the cache): the disk checks guard and reference tags, the page checks
@@ -78,13 +81,32 @@ public interface IPageGrain : IGrainWithStringKey
     /// </summary>
     [AlwaysInterleave]
     Task LossReported();
+
+    /// <summary>
+    /// The disk lost its write cache (its silo died) before <paramref name="version"/> was flushed: if that version is
+    /// of this activation the page is dirty again (it still holds the content) and true; false if it is not.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<bool> Redirty(long version);
 }
 
 /// <summary>The flusher of one volume: tracks dirty pages and writes them back. Key: volume id.</summary>
 public interface IWritebackGrain : IGrainWithStringKey
 {
-    /// <summary>A page became dirty. Throttles the caller while the volume has too many dirty pages.</summary>
-    Task MarkDirty(int page, long version);
+    /// <summary>
+    /// A page became dirty (or was written under writeback) at <paramref name="version"/>, its
+    /// <paramref name="generation"/>-th registration. Throttles the caller while the volume has too many dirty pages.
+    /// <paramref name="intentCommits"/>: write-intent commits the page made since its last registration (counted).
+    /// Returns the flusher activation's incarnation, which the page records in its write intent.
+    /// </summary>
+    Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0);
+
+    /// <summary>
+    /// A deactivating page hands over its content: written (fenced by its version) and the disk flushed. True when
+    /// durable.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<bool> Evict(int page, WritebackSnapshot snapshot);
 
     /// <summary>
     /// A page came up with its write intent set: its previous activation died holding acknowledged writes that
@@ -94,6 +116,12 @@ public interface IWritebackGrain : IGrainWithStringKey
 
     /// <summary>Returns when every page of the range dirtied before the call is durable on the disks.</summary>
     Task<FsyncResult> Fsync(int firstPage, int pageCount);
+
+    /// <summary>
+    /// Writes back the dirty pages of the range into the disks' write caches and returns how many it started,
+    /// without flushing anything (as sync_file_range with SYNC_FILE_RANGE_WRITE): not durable until an fsync.
+    /// </summary>
+    Task<int> StartWriteback(int firstPage, int pageCount);
 
     Task<WritebackStats> GetStats();
 
@@ -113,8 +141,24 @@ public interface IDiskGrain : IGrainWithStringKey
     /// <summary>Creates (formats) the disk image, or opens it when it exists with the same geometry.</summary>
     Task Format(VolumeConfig config, int disk);
 
-    /// <summary>A multi-sector write: every tuple verified before anything is persisted; durable when accepted.</summary>
+    /// <summary>A multi-sector write: every tuple verified before anything is cached; durable after the next <see cref="Flush"/>.</summary>
     Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi);
+
+    /// <summary>
+    /// A write of whole pages with the page version each carries (fencing): refused whole as stale when any page is
+    /// older than what the disk holds or a newer page activation claimed; else as <see cref="Write"/>.
+    /// </summary>
+    Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions);
+
+    /// <summary>
+    /// Reads a page (verified) with the version the disk holds for it. With <paramref name="claim"/>: hands out a
+    /// new epoch and refuses from then on every command of an older one for this page (a new page activation).
+    /// </summary>
+    Task<DiskPageRead> LoadPage(long lba, bool claim);
+
+    /// <summary>FLUSH CACHE: every write accepted before the call is on the medium. Returns the disk activation (boot) it flushed; concurrent flushes coalesce.</summary>
+    [AlwaysInterleave]
+    Task<long> Flush();
 
     /// <summary>Reads and verifies sectors; <see cref="StorageError.IntegrityError"/> when stored PI does not match.</summary>
     Task<DiskReadResult> Read(long lba, int sectors);

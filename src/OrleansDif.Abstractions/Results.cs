@@ -32,12 +32,30 @@ public sealed record ProtectionFailure(
         $"LBA {Lba} {Check} check failed (expected 0x{Expected:X}, actual 0x{Actual:X}; SCSI {SenseKey:X2}/{Asc:X2}/{Ascq:X2}; NVMe {NvmeStatusCodeType}/0x{NvmeStatusCode:X2})";
 }
 
-/// <summary>Outcome of a disk write command: accepted and durable, or rejected with nothing written.</summary>
+/// <summary>
+/// Outcome of a disk write command: accepted into the disk's volatile write cache (durable after a flush of the disk
+/// activation <see cref="Boot"/>), rejected by a PI check (<see cref="Failure"/>), or refused as stale (a page of it
+/// is older than what the disk holds for that page): nothing written either way.
+/// </summary>
 [GenerateSerializer, Immutable]
-public sealed record DiskWriteResult([property: Id(0)] bool Accepted, [property: Id(1)] ProtectionFailure? Failure)
+public sealed record DiskWriteResult(
+    [property: Id(0)] bool Accepted,
+    [property: Id(1)] ProtectionFailure? Failure,
+    [property: Id(2)] bool Stale = false,
+    [property: Id(3)] long Boot = 0)
 {
     public static readonly DiskWriteResult Ok = new(true, null);
 }
+
+/// <summary>A page read from its disk for a page activation: data and PI (verified), the version the disk holds for it, and a new epoch when asked.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskPageRead(
+    [property: Id(0)] byte[] Data,
+    [property: Id(1)] byte[] Pi,
+    [property: Id(2)] long HeldVersion,
+    [property: Id(3)] long Epoch,
+    [property: Id(4)] ProtectionFailure? Failure = null,
+    [property: Id(5)] string? Error = null);
 
 /// <summary>Sectors read from a disk; the PI of each was verified.</summary>
 [GenerateSerializer, Immutable]
@@ -55,7 +73,10 @@ public sealed record DiskStats(
     [property: Id(6)] long Commands,
     [property: Id(7)] string ImagePath,
     [property: Id(8)] string Silo,
-    [property: Id(9)] double VerifyMs);
+    [property: Id(9)] double VerifyMs,
+    [property: Id(10)] long Flushes = 0,
+    [property: Id(11)] long StaleRefused = 0,
+    [property: Id(12)] long MetadataCommits = 0);
 
 /// <summary>Page states of the page cache.</summary>
 public enum PageState
@@ -97,7 +118,10 @@ public sealed record PageInfo(
     [property: Id(8)] bool Poisoned = false,
     [property: Id(9)] long Activation = 0,
     [property: Id(10)] long LoadedVersion = 0,
-    [property: Id(11)] bool LostWrites = false);
+    [property: Id(11)] bool LostWrites = false,
+    [property: Id(12)] long StaleIntentEpoch = 0,
+    [property: Id(13)] long StaleIntentFlusher = 0,
+    [property: Id(14)] long WrittenBoot = 0);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus
@@ -126,7 +150,8 @@ public sealed record WritebackSnapshot(
     [property: Id(3)] byte[] Content,
     [property: Id(4)] ushort[] Tags,
     [property: Id(5)] ulong ValidTags,
-    [property: Id(6)] bool Copied);
+    [property: Id(6)] bool Copied,
+    [property: Id(7)] long DirtyGeneration = 0);
 
 public enum EndStatus
 {
@@ -155,7 +180,12 @@ public sealed record WritebackStats(
     [property: Id(11)] double IoLatencyP50Ms,
     [property: Id(12)] double IoLatencyP99Ms,
     [property: Id(13)] long PoisonedPages = 0,
-    [property: Id(14)] long LostPages = 0);
+    [property: Id(14)] long LostPages = 0,
+    [property: Id(15)] long StaleCommands = 0,
+    [property: Id(16)] long Flushes = 0,
+    [property: Id(17)] long ExpiredWritebacks = 0,
+    [property: Id(18)] long IntentCommits = 0,
+    [property: Id(19)] long Redirtied = 0);
 
 /// <summary>Whether a version of a page, as an fsync saw it in one activation, is durable.</summary>
 public enum DurableStatus
@@ -166,9 +196,27 @@ public enum DurableStatus
     Lost,
 }
 
-/// <summary>Outcome of an fsync.</summary>
+/// <summary>
+/// Outcome of an fsync: durable, or not, with the pages by cause (callers switch on these, never on the text):
+/// <see cref="LostPages"/> lost acknowledged writes with a silo (reported once), <see cref="PoisonedPages"/> hold
+/// memory corrupted behind the page cache, <see cref="PendingPages"/> were still not durable when the fsync
+/// gave up. <see cref="Error"/> says the same for people.
+/// </summary>
 [GenerateSerializer, Immutable]
-public sealed record FsyncResult([property: Id(0)] bool Durable, [property: Id(1)] int Pages, [property: Id(2)] string? Error);
+public sealed record FsyncResult(
+    [property: Id(0)] bool Durable,
+    [property: Id(1)] int Pages,
+    [property: Id(2)] string? Error,
+    [property: Id(3)] int[]? LostPages = null,
+    [property: Id(4)] int[]? PoisonedPages = null,
+    [property: Id(5)] int[]? PendingPages = null)
+{
+    /// <summary>The fsync failed because pages lost acknowledged writes with their silo (EIO).</summary>
+    public bool ReportsLoss => LostPages is { Length: > 0 };
+
+    /// <summary>The fsync failed because pages are poisoned by memory corruption (EIO).</summary>
+    public bool ReportsPoison => PoisonedPages is { Length: > 0 };
+}
 
 /// <summary>Faults that can be injected when the cluster config enables fault injection.</summary>
 public enum FaultKind

@@ -33,11 +33,12 @@ internal static class LoadCommand
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
         var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
         var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills (10s), or acknowledged writes between kills (500writes)", DefaultValueFactory = _ => "10s" };
+        var warmup = new Option<string?>("--warmup") { Description = "Unmeasured load before the measured runs, on volumes of their own (default 12s with --compare, else 0s)" };
         var chaosKills = new Option<int>("--chaos-kills") { Description = "Run on past --duration until this many kills and restarts happened and writes were acknowledged after the last (0: kill until the duration ends)" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
         {
             config, set, local, policy, pages, writers, writeSize, mix, wait, fsyncEvery, duration, seed, dataDir, workload, json, chart, compare,
-            inject, injectEvery, noTagCache, chaos, chaosEvery, chaosKills,
+            inject, injectEvery, noTagCache, chaos, chaosEvery, chaosKills, warmup,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -73,6 +74,7 @@ internal static class LoadCommand
                     ChaosEvery = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Period ?? TimeSpan.FromSeconds(10),
                     ChaosEveryWrites = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Writes,
                     ChaosKills = parse.GetValue(chaosKills),
+                    Warmup = parse.GetValue(warmup) is string wu ? (wu.Trim() is "0" or "0s" ? TimeSpan.Zero : LoadOptions.ParseDuration(wu)) : null,
                 };
                 if (options.KillSilos && options.FsyncEvery == 0)
                 {
@@ -115,6 +117,17 @@ internal static class LoadCommand
                 : [options.Policy ?? cluster.Volumes.FirstOrDefault()?.ToVolumeConfig().Policy ?? WritebackPolicy.Stable];
             // A detection matrix compares tag caching on and off too: what copy-in caching catches.
             bool?[] caching = options.Compare && options.Inject.Count > 0 && options.TagsAtCopyIn is null ? [true, false] : [null];
+            if (options.EffectiveWarmup > TimeSpan.Zero && options.Workload == Workload.Mixed)
+            {
+                // Unmeasured: the first measured policy must not pay for the silos' JIT and cold connections.
+                TimeSpan each = options.EffectiveWarmup / policies.Length;
+                console.MarkupLine($"warm-up: {options.EffectiveWarmup.TotalSeconds:F0} s over {policies.Length} policies on volumes of their own, not measured");
+                var warm = new LoadRunner(session.Client, cluster, options with { Duration = each, JsonPath = null, ChartPath = null }) { VolumeSuffix = "-warmup" };
+                foreach (WritebackPolicy policy in policies)
+                {
+                    await warm.RunAsync(policy, ct);
+                }
+            }
             var reports = new List<LoadReport>();
             foreach (WritebackPolicy policy in policies)
             {
@@ -259,6 +272,9 @@ internal static class LoadCommand
         Row("bounce copies", r => r.Writeback.BounceCopies.ToString());
         Row("disk rejections guard/app/ref", r => $"{r.Disk.Rejected.Guard}/{r.Disk.Rejected.App}/{r.Disk.Rejected.Ref}");
         Row("writeback retries", r => r.Writeback.Retries.ToString());
+        Row("metadata commits / disk flushes", r => r.Durability is { } d ? $"{d.MetadataCommits} / {d.DiskFlushes}" : "-");
+        Row("  per 1000 writes", r => r.Durability is { } d ? $"{d.CommitsPer1000Writes:F2} / {d.FlushesPer1000Writes:F2}" : "-");
+        Row("stale commands / lease expiries", r => r.Durability is { } d ? $"{d.StaleCommands} / {d.LeaseExpiries}" : "-");
         Row("verify: pages / mismatched / lost", r => $"{r.Verify.Pages} / {r.Verify.Mismatched} / {r.Verify.Lost}");
         Row("integrity errors reported", r => r.Verify.IntegrityErrors.ToString());
         Row("errors", r => r.Errors.Count.ToString());

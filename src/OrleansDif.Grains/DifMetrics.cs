@@ -25,5 +25,8 @@ public static class DifMetrics
     public static readonly Counter<long> LostPages = s_meter.CreateCounter<long>("orleansdif.page.lost_unsynced", description: "pages that came up with their write intent set (acknowledged writes lost with a silo)");
     public static readonly Counter<long> PoisonedPages = s_meter.CreateCounter<long>("orleansdif.page.poisoned", description: "pages whose memory no longer matched their cached guard tags");
     public static readonly Counter<long> FaultsInjected = s_meter.CreateCounter<long>("orleansdif.faults.injected", description: "faults injected, by kind");
+    public static readonly Counter<long> StaleCommands = s_meter.CreateCounter<long>("orleansdif.disk.stale", description: "page commands refused because the disk holds a newer version of a page");
+    public static readonly Counter<long> MetadataCommits = s_meter.CreateCounter<long>("orleansdif.metadata.commits", description: "synchronous commits of persistent grain state");
+    public static readonly Counter<long> CorruptStateFiles = s_meter.CreateCounter<long>("orleansdif.state.corrupt", description: "grain state files found torn or garbage (moved aside, reported)");
     public static readonly Counter<long> DiskSectorsWritten = s_meter.CreateCounter<long>("orleansdif.disk.sectors_written");
 }

@@ -5,15 +5,20 @@ using OrleansDif.Protection;
 namespace OrleansDif.Grains;
 
 /// <summary>
-/// An emulated DIF-formatted disk: sectors of data + 8-byte PI tuple in a disk image. Every tuple of a write is
-/// verified before anything is persisted; one failing sector rejects the whole command. Reads verify the
-/// stored tuples and never return corrupt data as good. A volume's disks are spread over the silos
-/// (<see cref="DiskSpreadPlacement"/>).
+/// An emulated DIF-formatted disk: sectors of data + 8-byte PI tuple in a disk image, behind a volatile write cache
+/// (<see cref="CachedDisk"/>). Every tuple of a write is verified before anything is cached; one failing sector
+/// rejects the whole command; a page command older than what the disk holds for a page is refused as stale.
+/// Writes are durable after a flush, which runs off the grain's turn and coalesces with concurrent ones. Reads
+/// verify the stored tuples and never return corrupt data as good. A volume's disks are spread over the silos
+/// (<see cref="DiskSpreadPlacement"/>). Reentrant: a flush under way does not hold writes back.
 /// </summary>
+[Reentrant]
 [DiskSpreadPlacement]
 public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openImages, ILogger<DiskGrain> logger) : Grain, IDiskGrain
 {
     private DiskImage? _image;
+    private CachedDisk? _disk;
+    private long _stale;
     private VolumeConfig? _config;
     private ProtectionScheme? _verify;
     private bool _verifyOnWrite = true;
@@ -27,9 +32,11 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     {
         if (_image is not null)
         {
+            _disk?.Dispose();
             openImages.Release(_image);
         }
         _image = null;
+        _disk = null;
         return Task.CompletedTask;
     }
 
@@ -44,10 +51,76 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         return Task.CompletedTask;
     }
 
-    public async Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi)
+    public Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi) => WriteCommand(lba, data, pi, null);
+
+    public async Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions)
     {
         await EnsureOpen();
-        DiskImage image = _image!;
+        int spp = _config!.SectorsPerPage;
+        if (versions is null || versions.Length == 0 || lba % spp != 0 || (data?.Length ?? 0) != versions.Length * VolumeConfig.PageSize)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"a page command covers whole pages from a page boundary with one version each ({versions?.Length ?? 0} versions, {data?.Length ?? 0} bytes at LBA {lba})");
+        }
+        return await WriteCommand(lba, data!, pi, versions);
+    }
+
+    public async Task<DiskPageRead> LoadPage(long lba, bool claim)
+    {
+        await EnsureOpen();
+        int spp = _config!.SectorsPerPage;
+        if (lba % spp != 0)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"LBA {lba} is not the start of a page");
+        }
+        long epoch = 0;
+        if (claim)
+        {
+            // Claimed before the read: once this activation has seen the page, no older one's command lands.
+            epoch = _disk!.NewEpoch();
+            _disk.Claim(lba, PageVersion.First(epoch));
+        }
+        try
+        {
+            DiskReadResult read = await Read(lba, spp);
+            if (_disk!.IsUncertain(lba, out long previous))
+            {
+                // The last flush before this disk went down recorded a version for this page: did its data land?
+                ushort before = _config.AppTagFor(previous);
+                bool behind = previous != 0 && _config.VersionTags;
+                for (int s = 0; s < spp && behind; s++)
+                {
+                    behind = PiTuple.Read(read.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size)).AppTag == before;
+                }
+                if (behind)
+                {
+                    _disk.RevertUncertain(lba);
+                }
+                else
+                {
+                    _disk.ConfirmUncertain(lba);
+                }
+            }
+            long held = _disk.HeldVersion(lba);
+            return new DiskPageRead(read.Data, read.Pi, held, epoch);
+        }
+        catch (StorageException e) when (e.Error == StorageError.IntegrityError)
+        {
+            return new DiskPageRead([], [], _disk!.HeldVersion(lba), epoch, e.Failure, e.Message);
+        }
+    }
+
+    public async Task<long> Flush()
+    {
+        await EnsureOpen();
+        CachedDisk disk = _disk!;
+        await disk.FlushAsync();
+        return disk.Boot;
+    }
+
+    private async Task<DiskWriteResult> WriteCommand(long lba, byte[] data, byte[] pi, long[]? versions)
+    {
+        await EnsureOpen();
+        CachedDisk disk = _disk!;
         int count = CheckCommand(lba, data?.Length ?? 0, pi?.Length ?? 0);
         _commands++;
         PiError? error = null;
@@ -70,15 +143,40 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         {
             FaultKind fault = _pendingFaults[pending].Kind;
             _pendingFaults.RemoveAt(pending);
+            if (versions is not null)
+            {
+                if (versions.Any(v => v < disk.HeldVersion(lba)))
+                {
+                    return Stale();
+                }
+                disk.RecordVersions(lba, versions); // the controller's record says written, whatever reached the medium
+            }
             PersistFaulty(fault, lba, count, data!, pi!);
-            return DiskWriteResult.Ok; // acknowledged, whatever reached the medium
+            return new DiskWriteResult(true, null, false, disk.Boot); // acknowledged, whatever reached the medium
         }
         await StepHooks.PassAsync(_config!.Id, StepHooks.DiskCommand);
-        image.Write(lba, data, pi);
-        image.Flush();
+        if (!ReferenceEquals(disk, _disk))
+        {
+            throw new StorageException(StorageError.IntegrityError, "the disk closed while the command waited"); // its silo is going down
+        }
+        if (versions is null)
+        {
+            disk.Write(lba, data, pi);
+        }
+        else if (disk.WritePages(lba, data, pi, versions) == FencedWrite.Stale)
+        {
+            return Stale();
+        }
         _sectorsWritten += count;
         DifMetrics.DiskSectorsWritten.Add(count);
-        return DiskWriteResult.Ok;
+        return new DiskWriteResult(true, null, false, disk.Boot);
+    }
+
+    private DiskWriteResult Stale()
+    {
+        _stale++;
+        DifMetrics.StaleCommands.Add(1);
+        return new DiskWriteResult(false, null, true, _disk!.Boot);
     }
 
     public async Task<DiskReadResult> Read(long lba, int sectors)
@@ -96,7 +194,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         CheckRange(lba, sectors);
         byte[] data = new byte[sectors * size];
         byte[] pi = new byte[sectors * PiTuple.Size];
-        _image!.Read(lba, data, pi);
+        _disk!.Read(lba, data, pi);
         // Reads always verify, whatever VerifyOnDisk says: corrupt data is never returned as good.
         ProtectionScheme scheme = _verify!;
         for (int i = 0; i < sectors; i++)
@@ -119,7 +217,8 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     {
         await EnsureOpen();
         return new DiskStats(_sectorsWritten, _sectorsRead, _rejected.Guard, _rejected.App, _rejected.Ref, _readErrors, _commands,
-            _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
+            _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency,
+            _disk!.Flushes, _stale, _disk.MetadataCommits);
     }
 
     public async Task InjectFault(FaultKind kind, long lba, int count)
@@ -130,6 +229,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             case FaultKind.MediaBitrot:
                 CheckRange(lba, 1);
                 options.Value.RequireFaultInjection(kind);
+                await _disk!.FlushAsync(); // bit rot hits data at rest, on the medium
                 int block = _config!.SectorSize + PiTuple.Size;
                 byte[] raw = new byte[block];
                 _image!.ReadRaw(lba, raw);
@@ -176,7 +276,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     /// <summary>What a faulty disk does with an accepted command (fault injection only).</summary>
     private void PersistFaulty(FaultKind fault, long lba, int count, byte[] data, byte[] pi)
     {
-        DiskImage image = _image!;
+        CachedDisk image = _disk!;
         int size = _config!.SectorSize;
         switch (fault)
         {
@@ -205,7 +305,6 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
                 Log(new FaultRecord(fault, lba, count, lba, -1));
                 break; // nothing reaches the medium
         }
-        image.Flush();
     }
 
     private async Task EnsureOpen()
@@ -244,6 +343,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             throw new StorageException(StorageError.InvalidConfig, $"image {path} does not have the geometry of volume '{config.Id}'");
         }
         _image = openImages.Track(image);
+        _disk = new CachedDisk(image, config.SectorsPerPage);
         _config = config;
         _verify = GrainHelpers.Scheme(config);
         _verifyOnWrite = config.VerifyOnDisk;

@@ -15,7 +15,7 @@ namespace OrleansDif.Grains;
 public sealed class PageGrain(
     ILogger<PageGrain> logger,
     Microsoft.Extensions.Options.IOptions<StorageOptions> options,
-    [PersistentState("durable", FileGrainStorage.Name)] IPersistentState<PageDurableState> durable) : Grain, IPageGrain
+    [PersistentState("intent", FileGrainStorage.Name)] IPersistentState<PageIntentState> intent) : Grain, IPageGrain
 {
     private const int PageSize = VolumeConfig.PageSize;
 
@@ -48,12 +48,15 @@ public sealed class PageGrain(
     private string _poisonReason = "";
     private bool _poisonedAtLoad;                       // the stored copy failed a check: read it again next time
     private ProtectionFailure? _poisonFailure;
-    private readonly SemaphoreSlim _persistGate = new(1, 1);
-    private int _persisting;                            // persistent-state writes waiting or under way
-    private long _activation;                           // random per activation: a client sees a page come back
+    private long _epoch;                                // this activation's epoch (from the disk): versions are epoch:count
+    private long _count;                                // writes of this activation
     private long _loadedVersion;                        // the version the page had on its disk when it loaded
-    private bool _lost;                                 // came up with its write intent set: acknowledged writes lost
-    private bool _cameBackLost;                         // the same, kept for the life of this activation
+    private PageIntentState? _staleIntent;              // the write intent of an earlier activation, until the flusher resolved it
+    private long _dirtyGen;                             // registrations with the flusher, numbered
+    private long _writtenBoot;                          // the disk activation that took the last written version
+    private bool _registeredSinceBegin;                 // a write under writeback told the flusher already
+    private Task _intentWrite = Task.CompletedTask;
+    private int _intentCommits;                         // not yet reported to the flusher
 
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
@@ -68,7 +71,6 @@ public sealed class PageGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         (_volume, _page) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
-        _activation = Random.Shared.NextInt64(1, long.MaxValue);
         return Task.CompletedTask;
     }
 
@@ -123,12 +125,10 @@ public sealed class PageGrain(
                 _validTags &= ~(1UL << s);
             }
         }
-        long version = ++_version;
+        long version = NextVersion();
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
-        Task intent = EnsureIntent();
         await (wasPoisoned && _state == PageState.Dirty ? Register() : MarkDirty()); // a poisoned page was dropped by the flusher
-        await intent;
-        return new WriteResult(WriteStatus.Ok, version, stallMs, false, _activation, _loadedVersion);
+        return new WriteResult(WriteStatus.Ok, version, stallMs, false, _epoch, _loadedVersion);
     }
 
     public async Task<byte[]> Read(int offset, int length)
@@ -196,12 +196,10 @@ public sealed class PageGrain(
         }
         data.CopyTo(_content, offset);
         _validTags = 0; // a store through a mapping computes no CRC: every cached tag is stale
-        long version = ++_version;
+        long version = NextVersion();
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
-        Task intent = EnsureIntent();
         await MarkDirty();
-        await intent;
-        return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _activation, _loadedVersion);
+        return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _epoch, _loadedVersion);
     }
 
     public async Task Unmap(long mapping)
@@ -216,7 +214,8 @@ public sealed class PageGrain(
         await EnsureLoaded();
         return new PageInfo(_state, _version, _durableVersion, System.Numerics.BitOperations.PopCount(_validTags),
             _mappings.Values.Count(m => m.Writable && !m.Revoked), _mappings.Values.Count(m => m.Revoked),
-            _heldWriters, RuntimeIdentity, _poisoned, _activation, _loadedVersion, _lost);
+            _heldWriters, RuntimeIdentity, _poisoned, _epoch, _loadedVersion, _staleIntent is not null,
+            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, _writtenBoot);
     }
 
     public async Task InjectBitflip(int bit)
@@ -233,9 +232,10 @@ public sealed class PageGrain(
     public async Task Deactivate()
     {
         await EnsureLoaded();
-        if (_state != PageState.Clean)
+        if (_state == PageState.Dirty)
         {
-            // Never let a dirty page go: write it back through the flusher first.
+            // Never let a dirty page go: write it back through the flusher first. (A page under writeback goes
+            // as it is: its deactivation hands its content to the flusher, which owns the writeback under way.)
             FsyncResult r = await _flusher.Fsync(_page, 1);
             if (!r.Durable)
             {
@@ -248,11 +248,31 @@ public sealed class PageGrain(
     public async Task LossReported()
     {
         await EnsureLoaded();
-        if (_lost)
+        if (_staleIntent is null)
         {
-            _lost = false;
-            await PersistState();
+            return;
         }
+        _staleIntent = null;
+        if (intent.State.Epoch != _epoch && intent.State.Epoch != 0)
+        {
+            // The file still holds the earlier activation's intent (this one has not written yet): resolved, clear it.
+            await ClearIntent();
+        }
+    }
+
+    public async Task<bool> Redirty(long version)
+    {
+        await EnsureLoaded();
+        if (PageVersion.EpochOf(version) != _epoch || _poisoned)
+        {
+            return false; // written by an earlier activation: the flusher judges the loss
+        }
+        _durableVersion = Math.Min(_durableVersion, _loadedVersion);
+        if (_state == PageState.Clean)
+        {
+            await MarkDirty();
+        }
+        return true;
     }
 
     // ------------------------------------------------------------------ writeback protocol
@@ -275,6 +295,7 @@ public sealed class PageGrain(
         _state = PageState.Writeback;
         _writebackId = Guid.NewGuid();
         _writebackVersion = _version;
+        _registeredSinceBegin = false;
         _writebackEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (_config.Policy == WritebackPolicy.Stable)
         {
@@ -298,7 +319,7 @@ public sealed class PageGrain(
         // Bounce: a private copy; writers go on with the live page. Unstable: the live page, read again later.
         bool copy = _config.Policy == WritebackPolicy.Bounce;
         byte[] content = copy ? (byte[])_content.Clone() : _content;
-        return new WritebackSnapshot(BeginStatus.Started, id, _writebackVersion, content, (ushort[])_tags.Clone(), _validTags, copy);
+        return new WritebackSnapshot(BeginStatus.Started, id, _writebackVersion, content, (ushort[])_tags.Clone(), _validTags, copy, _dirtyGen);
     }
 
     public Task<byte[]> ReadForTransfer(Guid writebackId)
@@ -310,28 +331,18 @@ public sealed class PageGrain(
         return Task.FromResult(_content);
     }
 
-    public async Task<EndStatus> EndWriteback(Guid writebackId, bool success)
+    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0)
     {
         if (!IsCurrent(writebackId))
         {
-            return EndStatus.StaleWriteback;
+            return Task.FromResult(EndStatus.StaleWriteback);
         }
         if (success)
         {
-            // The durable version is recorded (persistently) before anyone is told the page is durable.
-            try
-            {
-                await PersistDurable(_writebackVersion);
-            }
-            catch (Exception e)
-            {
-                logger.LogError(e, "Durable version of {Volume}/{Page} could not be recorded; the page stays dirty", _volume, _page);
-                success = false;
-            }
-            if (!IsCurrent(writebackId))
-            {
-                return EndStatus.StaleWriteback; // the lease expired meanwhile; the version was recorded all the same
-            }
+            // In the disk's write cache: written back. Durable once the flusher has flushed that disk (fsync does).
+            _durableVersion = Math.Max(_durableVersion, _writebackVersion);
+            _writtenBoot = diskBoot;
+            WakeDurableWaiters();
         }
         else
         {
@@ -339,23 +350,28 @@ public sealed class PageGrain(
         }
         bool clean = success && _version == _writebackVersion;
         FinishWriteback(clean ? PageState.Clean : PageState.Dirty);
-        return clean ? EndStatus.Ended : EndStatus.EndedDirty;
+        return Task.FromResult(clean ? EndStatus.Ended : EndStatus.EndedDirty);
     }
 
     public async Task<byte[]> ReadDurable()
     {
         await EnsureLoaded();
-        DiskReadResult stored = await _disk.Read(_lba, _config.SectorsPerPage);
-        CheckVersions(stored, _durableVersion);
+        DiskPageRead stored = await _disk.LoadPage(_lba, claim: false);
+        if (stored.Failure is not null)
+        {
+            throw new StorageException(StorageError.IntegrityError, stored.Error ?? "the stored page failed a check", stored.Failure);
+        }
+        CheckVersions(stored.Pi, stored.HeldVersion);
         return stored.Data;
     }
 
     public async Task<DurableStatus> CheckDurable(long version, long activation)
     {
         await EnsureLoaded();
-        if (activation != _activation && _cameBackLost)
+        if (activation != _epoch)
         {
-            return DurableStatus.Lost;
+            // Written by an earlier activation: on the disk if this one found it there when it loaded.
+            return _loadedVersion >= version && PageVersion.EpochOf(version) == activation ? DurableStatus.Durable : DurableStatus.Lost;
         }
         return _durableVersion >= version ? DurableStatus.Durable : DurableStatus.NotYet;
     }
@@ -426,106 +442,133 @@ public sealed class PageGrain(
         $"{what} of {_volume} page {_page} refused: the page is poisoned ({_poisonReason}); only a whole-page write replaces it",
         _poisonFailure);
 
-    /// <summary>Records <paramref name="version"/> as durable, in persistent state first, then wakes fsync waiters.</summary>
-    private async Task PersistDurable(long version)
+    /// <summary>The next version of this activation: its epoch, and one more write.</summary>
+    private long NextVersion()
     {
-        await PersistState(version);
-        _durableVersion = Math.Max(_durableVersion, version);
-        WakeDurableWaiters();
+        if (_count >= PageVersion.MaxCount)
+        {
+            throw new StorageException(StorageError.OutOfRange,
+                $"{_volume} page {_page}: {PageVersion.MaxCount} writes in one activation; deactivate the page to start a new epoch");
+        }
+        _count++;
+        return _version = PageVersion.First(_epoch) + _count;
     }
 
     /// <summary>
-    /// The write intent (as a RAID write-intent bitmap marks a region before writing it): persisted before a
-    /// write is acknowledged, cleared with the durable version once every write is on the disk. A page that
-    /// loads with it set knows its last activation died holding acknowledged writes that never reached a disk.
-    /// A write finds it set without a state write, unless a state write that may clear it is under way.
+    /// Write intent (as an md write-intent bitmap marks a region): before the first write of this activation is
+    /// acknowledged, the page's persistent state names this activation and the flusher that knows its dirty state.
+    /// Written once per activation (again only if the flusher changes), never per write: a page that comes up and
+    /// finds an earlier activation's intent asks the flusher whether that activation died holding acknowledged
+    /// writes, and the flusher that was told of them can say exactly.
     /// </summary>
-    private Task EnsureIntent() => durable.State.Dirty && _persisting == 0 ? Task.CompletedTask : PersistState();
-
-    /// <summary>
-    /// Writes the page's persistent state as it must be now: the durable version (at least
-    /// <paramref name="durableVersion"/>), the write intent (set while any write is newer than that version) and
-    /// the lost-writes flag. State writes run one at a time; each computes what to write when its turn comes,
-    /// so a write that arrives while one is under way is covered by the next.
-    /// </summary>
-    private async Task PersistState(long durableVersion = 0)
+    private Task EnsureIntent(long flusher)
     {
-        _persisting++;
-        await _persistGate.WaitAsync();
-        try
+        if (intent.State.Epoch == _epoch && intent.State.Flusher == flusher)
         {
-            long version = Math.Max(durable.State.Version, durableVersion);
-            bool dirty = _version > version;
-            if (version == durable.State.Version && dirty == durable.State.Dirty && _lost == durable.State.Lost)
-            {
-                return;
-            }
-            (long oldVersion, bool oldDirty, bool oldLost) = (durable.State.Version, durable.State.Dirty, durable.State.Lost);
-            durable.State.Version = version;
-            durable.State.Dirty = dirty;
-            durable.State.Lost = _lost;
+            return _intentWrite;
+        }
+        if (!_intentWrite.IsCompleted)
+        {
+            return AfterPrevious(_intentWrite, flusher);
+        }
+        return _intentWrite = WriteIntent(_epoch, flusher);
+
+        async Task AfterPrevious(Task previous, long f)
+        {
             try
             {
-                await durable.WriteStateAsync();
+                await previous;
             }
-            catch
+            catch (Exception)
             {
-                (durable.State.Version, durable.State.Dirty, durable.State.Lost) = (oldVersion, oldDirty, oldLost);
-                await durable.ReadStateAsync();
-                throw;
+                // tried again below
+            }
+            await EnsureIntent(f);
+        }
+    }
+
+    /// <summary>Clears the intent, after every intent write under way (one writer of the state at a time).</summary>
+    private Task ClearIntent()
+    {
+        Task previous = _intentWrite;
+        return _intentWrite = After(previous);
+
+        async Task After(Task before)
+        {
+            try
+            {
+                await before;
+            }
+            catch (Exception)
+            {
+                // that write failed on its own; this one is tried regardless
+            }
+            if (intent.State.Epoch != 0 || intent.State.Flusher != 0)
+            {
+                await WriteIntent(0, 0);
             }
         }
-        finally
+    }
+
+    private async Task WriteIntent(long epoch, long flusher)
+    {
+        (long oldEpoch, long oldFlusher) = (intent.State.Epoch, intent.State.Flusher);
+        intent.State.Epoch = epoch;
+        intent.State.Flusher = flusher;
+        try
         {
-            _persisting--;
-            _persistGate.Release();
+            await intent.WriteStateAsync();
+            DifMetrics.MetadataCommits.Add(1);
+            _intentCommits++;
+        }
+        catch
+        {
+            (intent.State.Epoch, intent.State.Flusher) = (oldEpoch, oldFlusher);
+            try
+            {
+                await intent.ReadStateAsync();
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "{Volume} page {Page}: its write intent could not be read back", _volume, _page);
+            }
+            throw;
         }
     }
 
     /// <summary>
-    /// With version tags, every written sector of the page must carry the version last recorded as durable. An
-    /// older one, or a sector never written although a version is recorded, is a lost write; sectors that
-    /// disagree are a write torn at a sector boundary. A newer one is accepted (the version was on its way to
-    /// being recorded when a silo stopped). Returns the version the disk holds.
+    /// With version tags, every sector of the page must carry the tag of the version the disk holds for the page. An
+    /// older one, or a sector never written although a version is held, is a lost (or misdirected) write; sectors
+    /// that disagree are a write torn at a sector boundary.
     /// </summary>
-    private long CheckVersions(DiskReadResult stored, long recorded)
+    private void CheckVersions(byte[] pi, long held)
     {
         if (!_config.VersionTags)
         {
-            return recorded;
+            return;
         }
         var scheme = GrainHelpers.Scheme(_config);
-        ushort expected = VolumeConfig.VersionTag(recorded);
-        int? ahead = null;
+        ushort expected = VolumeConfig.VersionTag(held);
         for (int s = 0; s < _config.SectorsPerPage; s++)
         {
-            PiTuple tuple = PiTuple.Read(stored.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size));
-            int distance;
-            if (scheme.IsEscaped(tuple))
+            PiTuple tuple = PiTuple.Read(pi.AsSpan(s * PiTuple.Size, PiTuple.Size));
+            bool escaped = scheme.IsEscaped(tuple);
+            if (held == 0 ? escaped : !escaped && tuple.AppTag == expected)
             {
-                if (recorded == 0)
-                {
-                    continue; // never written, as expected
-                }
-                distance = -1;
+                continue;
             }
-            else
+            if (held == 0)
             {
-                distance = VolumeConfig.VersionTagDistance(tuple.AppTag, expected);
+                continue; // written outside the page protocol (raw disk commands): nothing to compare with
             }
-            if (distance < 0 || (ahead is int a && a != distance))
-            {
-                DifMetrics.LostWrites.Add(1);
-                string what = distance < 0 ? "a lost write" : "a write torn at a sector boundary";
-                logger.LogError("{Volume} page {Page}: {What} (sector {Sector} carries tag 0x{Tag:X4}, last durable version {Version} has tag 0x{Expected:X4})",
-                    _volume, _page, what, s, tuple.AppTag, recorded, expected);
-                throw new StorageException(StorageError.IntegrityError,
-                    $"{_volume} page {_page}: {what}: LBA {_lba + s} carries version tag 0x{tuple.AppTag:X4}, the page's last durable version {recorded} has tag 0x{expected:X4}",
-                    new ProtectionFailure(_lba + s, CheckKind.Version, expected, tuple.AppTag));
-            }
-            ahead = distance;
+            DifMetrics.LostWrites.Add(1);
+            string what = escaped || s == 0 ? "a lost write" : "a write torn at a sector boundary";
+            logger.LogError("{Volume} page {Page}: {What} (sector {Sector} carries tag 0x{Tag:X4}, the disk holds version {Version} with tag 0x{Expected:X4})",
+                _volume, _page, what, s, tuple.AppTag, held, expected);
+            throw new StorageException(StorageError.IntegrityError,
+                $"{_volume} page {_page}: {what}: LBA {_lba + s} carries version tag 0x{tuple.AppTag:X4}, the disk holds version {held} with tag 0x{expected:X4}",
+                new ProtectionFailure(_lba + s, CheckKind.Version, expected, tuple.AppTag));
         }
-        return recorded + (ahead ?? 0);
     }
 
     private bool IsStableWriteback => _state == PageState.Writeback && _config.Policy == WritebackPolicy.Stable;
@@ -571,6 +614,13 @@ public sealed class PageGrain(
     /// </summary>
     private Task MarkDirty()
     {
+        if (_state == PageState.Writeback && !_registeredSinceBegin)
+        {
+            // Written under writeback (bounce, unstable, a lease that expired): the snapshot does not hold this
+            // write; the flusher must know it is owed, before it is acknowledged, to judge a loss exactly.
+            _registeredSinceBegin = true;
+            return Register();
+        }
         if (_state == PageState.Clean)
         {
             _state = PageState.Dirty;
@@ -593,7 +643,19 @@ public sealed class PageGrain(
         return _registration;
     }
 
-    private Task Register() => _registration = _flusher.MarkDirty(_page, _version);
+    private Task Register()
+    {
+        _dirtyGen++;
+        return _registration = RegisterAsync(_version, _dirtyGen);
+    }
+
+    private async Task RegisterAsync(long version, long generation)
+    {
+        int commits = _intentCommits;
+        _intentCommits = 0;
+        long flusher = await _flusher.MarkDirty(_page, version, generation, commits);
+        await EnsureIntent(flusher);
+    }
 
     private void FinishWriteback(PageState next)
     {
@@ -621,6 +683,12 @@ public sealed class PageGrain(
         logger.LogWarning("Writeback {Id} of {Volume} page {Page} never ended; the lease expired and the page is dirty again",
             writebackId, _volume, _page);
         DifMetrics.LeaseExpiries.Add(1);
+        if (_config.Policy != WritebackPolicy.Bounce)
+        {
+            // Copy on expiry: the expired writeback may still be sending this very buffer (no copy was made for it),
+            // so the page never changes it again; writes go to a private copy from now on.
+            _content = (byte[])_content.Clone();
+        }
         FinishWriteback(PageState.Dirty);
         Task registered = Register();
         await StepHooks.PassAsync(_volume, StepHooks.LeaseExpired);
@@ -673,7 +741,10 @@ public sealed class PageGrain(
         return _loading;
     }
 
-    /// <summary>Loads the page from its disk; the disk verifies PI, so the stored guards become the cached tags.</summary>
+    /// <summary>
+    /// Loads the page from its disk and claims it there for a new epoch (no command of an earlier activation lands
+    /// after this); the disk verifies PI, so the stored guards become the cached tags.
+    /// </summary>
     private async Task Load()
     {
         VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
@@ -685,28 +756,30 @@ public sealed class PageGrain(
         IDiskGrain diskGrain = GrainFactory.Disk(_volume, disk);
         _config = config;
         _lba = lba;
-        DiskReadResult stored;
-        long onDisk;
+        _disk = diskGrain;
+        _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
+        DiskPageRead stored = await diskGrain.LoadPage(lba, claim: true);
+        _epoch = stored.Epoch;
         try
         {
-            stored = await diskGrain.Read(lba, config.SectorsPerPage);
-            onDisk = CheckVersions(stored, durable.State.Version);
+            if (stored.Failure is not null)
+            {
+                throw new StorageException(StorageError.IntegrityError, stored.Error ?? "the stored page failed a check", stored.Failure);
+            }
+            CheckVersions(stored.Pi, stored.HeldVersion);
         }
         catch (StorageException e) when (e.Error == StorageError.IntegrityError)
         {
             // The stored page failed a check: never served as good data. The page comes up poisoned (reads fail)
             // and a whole-page write, which needs nothing of the old content, makes it good again.
-            _disk = diskGrain;
-            _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
             _content = new byte[PageSize];
             _tags = new ushort[config.SectorsPerPage];
             _validTags = 0;
-            _version = _durableVersion = durable.State.Version;
             _poisoned = true;
             _poisonedAtLoad = true;
             _poisonReason = "its stored copy failed a check when it was read: " + e.Message;
             _poisonFailure = e.Failure;
-            await Loaded();
+            await Loaded(stored.HeldVersion);
             return;
         }
         var scheme = GrainHelpers.Scheme(config);
@@ -718,45 +791,43 @@ public sealed class PageGrain(
                 ? Crc16T10Dif.Compute(stored.Data.AsSpan(s * config.SectorSize, config.SectorSize))
                 : tuple.Guard;
         }
-        _disk = diskGrain;
         _poisoned = _poisonedAtLoad = false;
-        _version = onDisk;
-        _durableVersion = onDisk;
-        _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
         _content = stored.Data;
         _tags = tags;
         _validTags = tags.Length == 64 ? ulong.MaxValue : (1UL << tags.Length) - 1;
-        await Loaded();
+        await Loaded(stored.HeldVersion);
     }
 
     /// <summary>
-    /// After a load: a write intent left set means the last activation died (killed silo) holding acknowledged
-    /// writes that never reached the disk. They are gone; the page says so to the flusher, whose next fsync
-    /// covering the page fails and names it, and keeps saying so until that fsync has reported it.
+    /// After a load: an intent left by an earlier activation means that activation may have died (killed silo)
+    /// holding acknowledged writes that never reached the disk. The flusher that activation told of its writes
+    /// judges it (exactly: it knows what was owed and what landed); the page keeps the question open until an fsync
+    /// has reported the answer.
     /// </summary>
-    private async Task Loaded()
+    private async Task Loaded(long held)
     {
-        _loadedVersion = _version;
-        if (durable.State.Dirty || durable.State.Lost)
+        _version = _durableVersion = _loadedVersion = held;
+        _count = 0;
+        _staleIntent = intent.State.Epoch != 0 && intent.State.Epoch != _epoch
+            ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher }
+            : null;
+        if (intent.State.CorruptionReason is string why)
         {
-            if (!_lost)
-            {
-                logger.LogWarning("{Volume} page {Page} came up with its write intent set: acknowledged writes after version {Version} were lost with its last activation",
-                    _volume, _page, _version);
-                DifMetrics.LostPages.Add(1);
-            }
-            _lost = true;
-            _cameBackLost = true;
+            // The intent was unreadable: whether an earlier activation died holding acknowledged writes cannot be
+            // known, so it is asked as an intent no flusher can vouch for: the next fsync reports a possible loss.
+            logger.LogError("{Volume} page {Page}: {Why}; the next fsync covering it reports its writes as possibly lost", _volume, _page, why);
+            _staleIntent = new PageIntentState { Epoch = -1, Flusher = 0 };
+            intent.State.CorruptionReason = null;
         }
-        if (_lost || _version > durable.State.Version)
+        if (_staleIntent is not null)
         {
-            await PersistState(_version);
-        }
-        if (_lost)
-        {
-            // Not awaited: the load must not wait on a flusher that may itself be coming back. If the report goes
-            // astray the flusher finds the page all the same: fsync asks each page it covers, a new flusher scans.
-            _ = ReportLostAsync();
+            DifMetrics.LostPages.Add(1);
+            // Awaited, so that the next fsync judges this page: ReportLost only records the page (it waits for
+            // nothing, not even the flusher's recovery, which may be asking this very page). Bounded: a flusher
+            // whose silo is going away must not hold the load; the report then lands late, and a new flusher
+            // finds the page by its intent all the same.
+            Task report = ReportLostAsync();
+            await Task.WhenAny(report, Task.Delay(TimeSpan.FromSeconds(2)));
         }
     }
 
@@ -768,58 +839,71 @@ public sealed class PageGrain(
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "{Volume} page {Page} could not report its lost writes to the flusher", _volume, _page);
+            logger.LogWarning(e, "{Volume} page {Page} could not report its earlier activation's intent to the flusher", _volume, _page);
         }
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        // Last resort (silo shutdown and the like): write a dirty page straight to its disk. A page under
-        // writeback that changed since its snapshot (bounce, unstable) is written too: its end call will reach a
-        // new activation and be refused as stale, and the newer content must not go with this one.
-        bool changedUnderWriteback = _state == PageState.Writeback && _version != _writebackVersion;
-        if ((_state == PageState.Dirty || changedUnderWriteback) && _loading is { IsCompletedSuccessfully: true } && !_poisoned)
-        {
-            try
-            {
-                byte[] pi = new byte[_config.SectorsPerPage * PiTuple.Size];
-                ushort[] tags = new ushort[_tags.Length];
-                GuardTags.Resolve(_content, _config.SectorSize, _tags, _validTags, tags);
-                long version = _version;
-                GrainHelpers.Scheme(_config).WriteTuples(tags, pi, _lba, _config.AppTagFor(version));
-                DiskWriteResult r = await _disk.Write(_lba, _content, pi);
-                if (r.Accepted)
-                {
-                    await PersistDurable(version);
-                    _state = PageState.Clean;
-                    DifMetrics.DirtyPages.Add(-1);
-                    DifMetrics.EvictionWrites.Add(1);
-                }
-                else
-                {
-                    logger.LogError("Dirty page {Volume}/{Page} rejected by its disk at deactivation: {Failure}", _volume, _page, r.Failure);
-                }
-            }
-            catch (Exception e)
-            {
-                logger.LogError(e, "Dirty page {Volume}/{Page} could not be written at deactivation", _volume, _page);
-            }
-        }
+        // Deactivation (silo shutdown and the like) never writes around the flusher: a dirty page, or one that
+        // changed under writeback, hands its content to the flusher, which writes it (fenced by version: an older
+        // writeback of it still in flight can never land after it) and flushes the disk. Once the page's writes are
+        // durable its intent is cleared, so the next activation has nothing to ask about.
         _keepAlive?.Dispose();
         _lease?.Dispose();
+        if (_loading is not { IsCompletedSuccessfully: true })
+        {
+            return;
+        }
+        try
+        {
+            // Under writeback too, changed or not: once this activation is gone the writeback's end reaches a new one
+            // (refused as stale), and the command under way may yet be refused by the new activation's claim.
+            bool changed = _state != PageState.Clean;
+            if (changed && !_poisoned)
+            {
+                var snapshot = new WritebackSnapshot(BeginStatus.Started, Guid.Empty, _version, _content, (ushort[])_tags.Clone(), _validTags, false, _dirtyGen);
+                if (!await _flusher.Evict(_page, snapshot))
+                {
+                    logger.LogError("Dirty page {Volume}/{Page} could not be written at deactivation; its intent stays set", _volume, _page);
+                    return;
+                }
+                _state = PageState.Clean;
+                DifMetrics.DirtyPages.Add(-1);
+                DifMetrics.EvictionWrites.Add(1);
+                await StepHooks.PassAsync(_volume, StepHooks.PageEvicted);
+            }
+            else if (_state != PageState.Clean || _poisoned)
+            {
+                return; // under writeback with nothing newer, or poisoned: the flusher still owns it
+            }
+            else
+            {
+                await _disk.Flush();
+            }
+            if (intent.State.Epoch == _epoch && _staleIntent is null)
+            {
+                await ClearIntent();
+            }
+            await StepHooks.PassAsync(_volume, StepHooks.PageDeactivated);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Page {Volume}/{Page} could not be made durable at deactivation; its intent stays set", _volume, _page);
+        }
     }
 }
 
-/// <summary>What a page keeps in persistent grain state.</summary>
+/// <summary>What a page keeps in persistent grain state: its write intent.</summary>
 [GenerateSerializer]
-public sealed class PageDurableState
+public sealed class PageIntentState : IStateCorruption
 {
-    /// <summary>The last version known to be on the disk.</summary>
-    [Id(0)] public long Version { get; set; }
+    /// <summary>Set when the stored intent could not be read: the page cannot know what its last activation held.</summary>
+    [Id(2)] public string? CorruptionReason { get; set; }
 
-    /// <summary>Write intent: the page may hold acknowledged writes newer than <see cref="Version"/> in memory only.</summary>
-    [Id(1)] public bool Dirty { get; set; }
+    /// <summary>The epoch of the activation that may hold acknowledged writes not yet durable (0: none).</summary>
+    [Id(0)] public long Epoch { get; set; }
 
-    /// <summary>Acknowledged writes were lost with an activation; no fsync has reported it yet.</summary>
-    [Id(2)] public bool Lost { get; set; }
+    /// <summary>The flusher activation told of that activation's dirty state.</summary>
+    [Id(1)] public long Flusher { get; set; }
 }

@@ -20,6 +20,13 @@ public static class StepHooks
     /// <summary>Page grain: a writeback lease expired and the page went back to Dirty.</summary>
     public const string LeaseExpired = "lease-expired";
 
+    /// <summary>Page grain: a deactivating page's content was written by the flusher and its disk flushed.</summary>
+    public const string PageEvicted = "page-evicted";
+    /// <summary>Page grain: an activation finished its deactivation (content handed over, intent cleared).</summary>
+    public const string PageDeactivated = "page-deactivated";
+    /// <summary>Writeback grain: a disk accepted a command; its pages' writebacks are not ended yet.</summary>
+    public const string CommandLanded = "command-landed";
+
     private static readonly ConcurrentDictionary<(string Volume, string Step), Gate> s_gates = new();
 
     /// <summary>Arms a gate: the next pass of <paramref name="step"/> on <paramref name="volume"/> signals and waits.</summary>

@@ -42,7 +42,8 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<OpenImages>();
         string stateDirectory = Path.GetFullPath(dataDirectory);
         Orleans.Runtime.Hosting.StorageProviderExtensions.AddGrainStorage(services, FileGrainStorage.Name,
-            (_, _) => new FileGrainStorage(stateDirectory));
+            (provider, _) => new FileGrainStorage(stateDirectory,
+                Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetService<Microsoft.Extensions.Logging.ILoggerFactory>(provider)?.CreateLogger(typeof(FileGrainStorage).FullName!)));
         return services;
     }
 }

@@ -39,16 +39,29 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private readonly double[] _latencies = new double[4096];
     private long _latencyCount;
 
+    // What this activation knows of each page activation (key: page, epoch), to judge a loss exactly.
+    private readonly long _incarnation = Random.Shared.NextInt64(1, long.MaxValue);
+    private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation)> _owed = [];   // acknowledged writes in no landed command
+    private readonly Dictionary<(int Page, long Epoch), long> _written = [];                       // last version that landed on a disk
+    private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];  // disk -> page -> landed, not yet flushed
+    private long _stale, _flushes, _expired, _intentCommits, _redirtied;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _volume = this.GetPrimaryKeyString();
         return Task.CompletedTask;
     }
 
-    public async Task MarkDirty(int page, long version)
+    public async Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0)
     {
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
+        _intentCommits += intentCommits;
+        var key = (page, PageVersion.EpochOf(version));
+        if (!_owed.TryGetValue(key, out var owed) || owed.Generation < generation)
+        {
+            _owed[key] = (version, generation);
+        }
         _poisoned.Remove(page); // dirty again: written whole since it was poisoned
         _dirty.TryAdd(page, Stopwatch.GetTimestamp());
         if (_dirty.Count > config.DirtyThreshold)
@@ -60,6 +73,137 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             _ = FlushAllDirty();
             // Best effort: the write is applied already, so a throttle that outlasts a lease lets the writer go.
             await Task.WhenAny(below, Task.Delay(TimeSpan.FromMilliseconds(config.LeaseMs)));
+        }
+        return _incarnation;
+    }
+
+    public async Task<bool> Evict(int page, WritebackSnapshot snapshot)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, page, 1);
+        var (disk, lba) = config.Locate(page);
+        int spp = config.SectorsPerPage;
+        byte[] pi = new byte[spp * PiTuple.Size];
+        ushort[] tags = new ushort[spp];
+        GuardTags.Resolve(snapshot.Content, config.SectorSize, snapshot.Tags, snapshot.ValidTags, tags);
+        _scheme.WriteTuples(tags, pi, lba, config.AppTagFor(snapshot.Version));
+        IDiskGrain grain = GrainFactory.Disk(_volume, disk);
+        DiskWriteResult result = await grain.WritePages(lba, snapshot.Content, pi, [snapshot.Version]);
+        if (!result.Accepted)
+        {
+            return false;
+        }
+        long boot = await grain.Flush();
+        _flushes++;
+        if (boot != result.Boot)
+        {
+            return false;
+        }
+        Landed(page, snapshot.Version, snapshot.DirtyGeneration);
+        _durable[page] = Math.Max(_durable.GetValueOrDefault(page), snapshot.Version);
+        _dirty.Remove(page);
+        return true;
+    }
+
+    private readonly Dictionary<int, long> _durable = [];
+
+    /// <summary>A command carrying <paramref name="version"/> of a page landed: what it owed up to that registration is paid.</summary>
+    private void Landed(int page, long version, long generation)
+    {
+        var key = (page, PageVersion.EpochOf(version));
+        if (_owed.TryGetValue(key, out var owed) && owed.Generation <= generation)
+        {
+            _owed.Remove(key);
+        }
+        _written[key] = Math.Max(_written.GetValueOrDefault(key), version);
+    }
+
+    /// <summary>
+    /// Did the activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk?
+    /// This flusher knows exactly when it is the one that activation registered with: writes owed (in no landed
+    /// command), or a landed version the next activation did not find (a disk cache lost with its silo). Another
+    /// flusher's knowledge died with it: then the answer is yes (conservative).
+    /// </summary>
+    private bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion)
+    {
+        if (flusher != _incarnation)
+        {
+            return true;
+        }
+        bool owed = _owed.Remove((page, epoch));
+        bool short_ = _written.Remove((page, epoch), out long written) && loadedVersion < written;
+        return owed || short_;
+    }
+
+    /// <summary>
+    /// FLUSH CACHE on every disk with writes landed since its last flush (group-committed at the disk). A disk that
+    /// answers from a new boot lost its cache: pages still in the same activation are dirtied again (they hold the
+    /// content); the others are judged lost when an fsync asks.
+    /// </summary>
+    private async Task FlushDisks()
+    {
+        var work = _unflushed.Where(kv => kv.Value.Count > 0).Select(kv => (Disk: kv.Key, Pages: kv.Value)).ToList();
+        foreach (var (disk, _) in work)
+        {
+            _unflushed[disk] = [];
+        }
+        var results = await Task.WhenAll(work.Select(async w =>
+        {
+            try
+            {
+                return (w.Disk, w.Pages, Boot: (long?)await GrainFactory.Disk(_volume, w.Disk).Flush(), Error: (Exception?)null);
+            }
+            catch (Exception e)
+            {
+                return (w.Disk, w.Pages, Boot: (long?)null, Error: (Exception?)e);
+            }
+        }));
+        var redo = new List<(int Page, long Version)>();
+        foreach (var (disk, pages, boot, error) in results)
+        {
+            _flushes++;
+            foreach (var (page, (version, b)) in pages)
+            {
+                if (boot is null)
+                {
+                    // Not flushed (the disk did not answer): still owed a flush.
+                    var now = _unflushed[disk];
+                    if (!now.TryGetValue(page, out var later) || later.Version < version)
+                    {
+                        now[page] = (version, b);
+                    }
+                }
+                else if (boot == b)
+                {
+                    _durable[page] = Math.Max(_durable.GetValueOrDefault(page), version);
+                }
+                else
+                {
+                    redo.Add((page, version));
+                }
+            }
+            if (error is not null)
+            {
+                logger.LogWarning(error, "Disk {Disk} of {Volume} could not be flushed; tried again by the next fsync", disk, _volume);
+            }
+        }
+        foreach (var (page, version) in redo)
+        {
+            _written.Remove((page, PageVersion.EpochOf(version)));
+            _owed.TryAdd((page, PageVersion.EpochOf(version)), (version, 0));
+            try
+            {
+                if (await GrainFactory.Page(_volume, page).Redirty(version))
+                {
+                    _redirtied++;
+                    _dirty.TryAdd(page, Stopwatch.GetTimestamp());
+                }
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Page {Page} of {Volume} could not be dirtied again after its disk lost its cache", page, _volume);
+                _dirty.TryAdd(page, Stopwatch.GetTimestamp());
+            }
         }
     }
 
@@ -75,49 +219,63 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         VolumeConfig config = await Config();
         CheckPage(config, firstPage, pageCount);
         int last = firstPage + pageCount;
-        // Every page dirtied before this call is dirty or in flight now; note the version each must reach.
-        // Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged data that is not durable.
-        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Concat(_lost).Where(p => p >= firstPage && p < last).Distinct().ToList();
+        // Every page dirtied before this call is dirty, in flight, owed or landed-unflushed now; note the version
+        // each must reach. Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged
+        // data that is not durable; pages that reported an earlier activation's intent are judged.
+        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Concat(_lost)
+            .Concat(_owed.Keys.Select(k => k.Page)).Concat(_unflushed.Values.SelectMany(d => d.Keys))
+            .Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
             return new FsyncResult(true, 0, null);
         }
-        // Asking each page activates the ones that went with a silo: they load, find their write intent and say so.
+        // Asking each page activates the ones that went with a silo: they load, find the intent and say so.
         PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
         var want = new Dictionary<int, long>();
         var activations = new Dictionary<int, long>();
         var poisoned = new SortedSet<int>(targets.Where(p => _poisoned.Contains(p)));
         var lost = new SortedSet<int>();
+        var judged = new List<int>();
         for (int i = 0; i < targets.Count; i++)
         {
-            if (infos[i].LostWrites || _lost.Contains(targets[i]))
+            int page = targets[i];
+            PageInfo info = infos[i];
+            if (info.LostWrites)
             {
-                lost.Add(targets[i]);
+                judged.Add(page);
+                if (JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion))
+                {
+                    lost.Add(page);
+                }
             }
-            if (infos[i].Poisoned)
+            _lost.Remove(page);
+            // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.
+            foreach (var key in _owed.Keys.Where(k => k.Page == page && k.Epoch != info.Activation).ToList())
             {
-                poisoned.Add(targets[i]);
+                _owed.Remove(key);
+                lost.Add(page);
             }
-            else if (infos[i].DurableVersion < infos[i].Version)
+            if (info.Poisoned)
             {
-                want[targets[i]] = infos[i].Version;
-                activations[targets[i]] = infos[i].Activation;
+                poisoned.Add(page);
+            }
+            else if (info.Version > info.LoadedVersion && _durable.GetValueOrDefault(page) < info.Version)
+            {
+                want[page] = info.Version;
+                activations[page] = info.Activation;
             }
         }
-        // Rounds until everything is durable; bounded in time by two leases (a writeback whose flusher died ends
-        // when its lease expires) and in rounds.
+        // Rounds until everything is durable: write back, flush the disks, check. Bounded in time by two leases (a
+        // writeback whose flusher died ends when its lease expires) and in rounds.
         long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (2L * config.LeaseMs + 5_000) / 1000;
-        for (int round = 0; round < MaxFsyncRounds * 10 && want.Count > 0 && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
+        bool flushed = false;
+        for (int round = 0; round < MaxFsyncRounds * 10 && (want.Count > 0 || !flushed) && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
         {
             foreach (int p in want.Keys.Where(_poisoned.Contains).ToList())
             {
                 // Found poisoned by its writeback: it will never be durable; report it instead of retrying.
                 want.Remove(p);
                 poisoned.Add(p);
-            }
-            if (want.Count == 0)
-            {
-                break;
             }
             if (round > 1)
             {
@@ -128,30 +286,39 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             Task[] running = want.Keys.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct().ToArray();
             await Task.WhenAll(running);
             await Flush(want.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
-            int[] pages = want.Keys.ToArray();
+            await FlushDisks();
+            flushed = true;
+            int[] pages = [.. want.Keys.Where(p => _durable.GetValueOrDefault(p) < want[p] || PageVersion.EpochOf(_durable.GetValueOrDefault(p)) != activations[p])];
+            foreach (int p in want.Keys.Except(pages).ToList())
+            {
+                want.Remove(p);
+            }
+            if (pages.Length == 0)
+            {
+                break;
+            }
             DurableStatus[] durable = await Task.WhenAll(pages.Select(p =>
                 GrainFactory.Page(_volume, p).CheckDurable(want[p], activations[p])));
             for (int i = 0; i < pages.Length; i++)
             {
-                if (durable[i] != DurableStatus.NotYet)
-                {
-                    want.Remove(pages[i]);
-                }
                 if (durable[i] == DurableStatus.Lost)
                 {
-                    lost.Add(pages[i]); // its silo died while this fsync ran, with writes the fsync was waiting for
+                    // Its silo died while this fsync ran, with writes the fsync was waiting for.
+                    want.Remove(pages[i]);
+                    lost.Add(pages[i]);
+                }
+                else if (durable[i] == DurableStatus.Durable && !_dirty.ContainsKey(pages[i]) && !_inFlight.ContainsKey(pages[i])
+                         && !_unflushed.Values.Any(d => d.ContainsKey(pages[i])))
+                {
+                    want.Remove(pages[i]); // written, and every disk flushed since
                 }
             }
         }
-        if (lost.Count > 0)
+        if (lost.Count > 0 || judged.Count > 0)
         {
             // EIO, reported once (as an error sequence is): the caller learns that writes it had acknowledged
             // since its last successful fsync are gone; the pages stop reporting it.
-            await Task.WhenAll(lost.Select(p => GrainFactory.Page(_volume, p).LossReported()));
-            foreach (int p in lost)
-            {
-                _lost.Remove(p);
-            }
+            await Task.WhenAll(lost.Union(judged).Select(p => GrainFactory.Page(_volume, p).LossReported()));
             _lostReported += lost.Count;
         }
         if (poisoned.Count > 0 || lost.Count > 0)
@@ -166,11 +333,23 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             {
                 parts.Add($"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
             }
-            return new FsyncResult(false, targets.Count, string.Join("; ", parts));
+            return new FsyncResult(false, targets.Count, string.Join("; ", parts), [.. lost], [.. poisoned], [.. want.Keys.Order()]);
         }
         return want.Count == 0
             ? new FsyncResult(true, targets.Count, null)
-            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})");
+            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})",
+                [], [], [.. want.Keys.Order()]);
+    }
+
+    public async Task<int> StartWriteback(int firstPage, int pageCount)
+    {
+        VolumeConfig config = await Config();
+        CheckPage(config, firstPage, pageCount);
+        int last = firstPage + pageCount;
+        var pages = _dirty.Keys.Where(p => p >= firstPage && p < last).ToList();
+        await Task.WhenAll(pages.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct());
+        await Flush(pages);
+        return pages.Count;
     }
 
     public async Task<WritebackStats> GetStats()
@@ -180,7 +359,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
         return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
-            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count, _lostReported);
+            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count, _lostReported,
+            _stale, _flushes, _expired, _intentCommits, _redirtied);
     }
 
     public async Task InjectTransitBitflips(int commands)
@@ -264,9 +444,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         // Every page that holds acknowledged writes has its write intent persisted (set before the first write
         // was acknowledged): the persistent states name the dirty pages even when a silo did not answer above,
         // and the pages that went with a silo (asking them brings them up, and they report the loss).
-        foreach (var (name, state) in FileGrainStorage.List<PageDurableState>(options.Value.DataDirectory, "durable", PageGrain.TypeName, _volume))
+        foreach (var (name, state) in FileGrainStorage.List<PageIntentState>(options.Value.DataDirectory, "intent", PageGrain.TypeName, _volume))
         {
-            if ((state.Dirty || state.Lost) && int.TryParse(name, out int page) && page >= 0)
+            if ((state.Epoch != 0 || state.CorruptionReason is not null) && int.TryParse(name, out int page) && page >= 0)
             {
                 candidates.Add(page);
             }
@@ -290,6 +470,18 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (infos[i] is { LostWrites: true })
             {
                 _lost.Add(pages[i]);
+            }
+            if (infos[i] is { } written && written.DurableVersion > written.LoadedVersion && !written.Poisoned)
+            {
+                // Written back in this page activation, into a disk's cache that the old flusher may not have
+                // flushed: the next fsync flushes that disk, and if the disk came back without its cache since
+                // (another boot), the page is written again.
+                int d = _config!.Locate(pages[i]).Disk;
+                if (!_unflushed.TryGetValue(d, out var pending))
+                {
+                    _unflushed[d] = pending = [];
+                }
+                pending.TryAdd(pages[i], (written.DurableVersion, written.WrittenBoot));
             }
             if (infos[i] is { } info && info.State == PageState.Clean)
             {
@@ -551,8 +743,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 _faultLog.Add(new FaultRecord(FaultKind.TransitBitflip, sector, 1, sector, pages[start + target]));
             }
         }
+        long[] versions = new long[n];
+        for (int i = 0; i < n; i++)
+        {
+            versions[i] = snapshots[start + i]!.Version;
+        }
         long t0 = Stopwatch.GetTimestamp();
-        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).Write(lba, data, pi);
+        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).WritePages(lba, data, pi, versions);
         double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _latencies[_latencyCount++ % _latencies.Length] = ms;
         DifMetrics.WritebackIoMs.Record(ms);
@@ -561,6 +758,26 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             _pages += n;
             DifMetrics.WritebackPages.Add(n);
+            if (!_unflushed.TryGetValue(disk, out var pending))
+            {
+                _unflushed[disk] = pending = [];
+            }
+            for (int i = 0; i < n; i++)
+            {
+                WritebackSnapshot s = snapshots[start + i]!;
+                Landed(pages[start + i], s.Version, s.DirtyGeneration);
+                if (!pending.TryGetValue(pages[start + i], out var before) || before.Version <= s.Version)
+                {
+                    pending[pages[start + i]] = (s.Version, result.Boot);
+                }
+            }
+        }
+        else if (result.Stale)
+        {
+            // The disk holds a newer version of a page of this command (a later activation claimed it, or a newer
+            // writeback landed first): fenced, nothing written; the pages say what they still owe.
+            _stale++;
+            logger.LogInformation("Disk {Disk} of {Volume} refused pages {First}..{Last} as stale", disk, _volume, pages[start], pages[end]);
         }
         else
         {
@@ -579,11 +796,19 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
                 disk, _volume, pages[start], pages[end], result.Failure);
         }
+        if (result.Accepted)
+        {
+            await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
+        }
         EndStatus[] ends = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
-            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted)));
+            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted, result.Boot)));
         for (int i = 0; i < n; i++)
         {
             snapshots[start + i] = null; // ended: nothing left to undo
+            if (ends[i] == EndStatus.StaleWriteback)
+            {
+                _expired++; // its lease expired first (or the page came back in a new activation)
+            }
             if (ends[i] != EndStatus.Ended)
             {
                 _dirty.TryAdd(pages[start + i], Stopwatch.GetTimestamp());

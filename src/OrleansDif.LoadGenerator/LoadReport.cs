@@ -56,6 +56,19 @@ public sealed record DiskReport(
     [property: JsonPropertyName("verifyOnWrite")] bool VerifyOnWrite,
     [property: JsonPropertyName("verifyMs")] double VerifyMs);
 
+/// <summary>
+/// What durability cost in the run: synchronous metadata commits (page write intents, disk epoch reservations), disk
+/// FLUSH commands that did I/O (coalesced ones count once), both per 1000 acknowledged writes and stores; page
+/// commands the disks refused as stale (fencing), and writebacks that ended after their lease expired.
+/// </summary>
+public sealed record DurabilityReport(
+    [property: JsonPropertyName("metadataCommits")] long MetadataCommits,
+    [property: JsonPropertyName("diskFlushes")] long DiskFlushes,
+    [property: JsonPropertyName("commitsPer1000Writes")] double CommitsPer1000Writes,
+    [property: JsonPropertyName("flushesPer1000Writes")] double FlushesPer1000Writes,
+    [property: JsonPropertyName("staleCommands")] long StaleCommands,
+    [property: JsonPropertyName("leaseExpiries")] long LeaseExpiries);
+
 public sealed record VerifyReport(
     [property: JsonPropertyName("pages")] int Pages,
     [property: JsonPropertyName("mismatched")] int Mismatched,
@@ -102,6 +115,7 @@ public sealed record LoadReport
     [JsonPropertyName("stallMs")] public required StallSummary StallMs { get; init; }
     [JsonPropertyName("writeback")] public required WritebackReport Writeback { get; init; }
     [JsonPropertyName("disk")] public required DiskReport Disk { get; init; }
+    [JsonPropertyName("durability")] public DurabilityReport? Durability { get; init; }
     [JsonPropertyName("verify")] public required VerifyReport Verify { get; init; }
     [JsonPropertyName("images")] public required IReadOnlyList<string> Images { get; init; }
     [JsonPropertyName("errors")] public required IReadOnlyList<string> Errors { get; init; }

@@ -37,6 +37,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     public string? CurrentPolicy { get; private set; }
 
     /// <summary>The volume a run with <paramref name="policy"/> uses: the config's first volume with that policy.</summary>
+    /// <summary>Appended to the volume ids this runner uses (a warm-up runs on volumes of its own).</summary>
+    public string VolumeSuffix { get; init; } = "";
+
     public VolumeConfig VolumeFor(WritebackPolicy policy, bool? tagsAtCopyIn = null)
     {
         if (cluster.Volumes.Count == 0)
@@ -49,7 +52,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             throw new UsageException($"--pages {options.Pages} is more than volume '{template.Id}' has ({template.Pages})");
         }
         bool tags = tagsAtCopyIn ?? options.TagsAtCopyIn ?? template.TagsAtCopyIn;
-        string id = $"{template.Id}-{policy.ToString().ToLowerInvariant()}{(tags ? "" : "-nocache")}";
+        string id = $"{template.Id}-{policy.ToString().ToLowerInvariant()}{(tags ? "" : "-nocache")}{VolumeSuffix}";
         return template with { Id = id, Policy = policy, TagsAtCopyIn = tags };
     }
 
@@ -235,6 +238,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     diskAfter.Sum(d => d.RejectedRef) - diskBefore.Sum(d => d.RejectedRef)),
                 options.VerifyOnDisk && volume.VerifyOnDisk,
                 Math.Round(diskAfter.Sum(d => d.VerifyMs) - diskBefore.Sum(d => d.VerifyMs), 3)),
+            Durability = ping ? null : Durability(wbBefore, wbAfter, diskBefore, diskAfter, Live.Writes + Live.Stores),
             Verify = verify,
             Images = diskAfter.Select(d => d.ImagePath).ToList(),
             Errors = errors.Take(50).ToList(),
@@ -251,8 +255,25 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     private long _retried, _fsyncFailures, _lossReports;
 
-    /// <summary>Calls that may fail because a silo died: the cluster's own failures, not the storage's answers.</summary>
-    private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException;
+    private static DurabilityReport Durability(WritebackStats wbBefore, WritebackStats wbAfter, DiskStats[] diskBefore, DiskStats[] diskAfter, long writes)
+    {
+        long commits = wbAfter.IntentCommits - wbBefore.IntentCommits
+            + diskAfter.Sum(d => d.MetadataCommits) - diskBefore.Sum(d => d.MetadataCommits);
+        long flushes = diskAfter.Sum(d => d.Flushes) - diskBefore.Sum(d => d.Flushes);
+        double per1000(long n) => writes == 0 ? 0 : Math.Round(n * 1000.0 / writes, 2);
+        commits = Math.Max(0, commits); // a disk that came back in a new activation restarts its counters
+        flushes = Math.Max(0, flushes);
+        return new DurabilityReport(commits, flushes, per1000(commits), per1000(flushes),
+            diskAfter.Sum(d => d.StaleRefused) - diskBefore.Sum(d => d.StaleRefused),
+            wbAfter.ExpiredWritebacks - wbBefore.ExpiredWritebacks);
+    }
+
+    /// <summary>
+    /// Calls that may fail because a silo died: the cluster's own failures, not the storage's answers. Orleans also
+    /// cancels a message whose target could not be placed while a silo was dying ("Message expired before placement
+    /// could complete"); the run's own stop never cancels a call (calls take no token), so that is the cluster's too.
+    /// </summary>
+    private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException || e is OperationCanceledException;
 
     /// <summary>
     /// The run ends after its duration; with a chaos kill count, not before every kill and restart happened and
@@ -359,7 +380,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 return result;
             }
-            if (result.Error is string error && error.Contains("lost acknowledged writes", StringComparison.Ordinal))
+            if (result.ReportsLoss)
             {
                 Interlocked.Increment(ref _lossReports);
             }
@@ -400,7 +421,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
 
     /// <summary>An fsync that failed only because of pages poisoned by injected memory corruption: a detection, not a run error.</summary>
     private bool ExplainedByFaults(FsyncResult result) =>
-        _injector is not null && result.Error is string e && e.Contains("poisoned", StringComparison.Ordinal);
+        _injector is not null && result.ReportsPoison;
 
     private FaultInjector? _injector;
     private IPageGrain[] _pages = [];

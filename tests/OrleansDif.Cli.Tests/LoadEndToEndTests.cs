@@ -54,7 +54,7 @@ public sealed class LoadEndToEndTests : IDisposable
         string chart = Path.Combine(_dir, "report.png");
         var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--compare",
             "--pages", "16", "--writers", "8", "--duration", "3s", "--mix", "write=80,store=10,read=10",
-            "--fsync-every", "50", "--seed", "7", "--json", json, "--chart", chart);
+            "--fsync-every", "50", "--seed", "7", "--warmup", "1s", "--json", json, "--chart", chart);
         string siloLog = Path.Combine(_dir, "data", "silos.log");
         Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
         byte[] png = File.ReadAllBytes(chart);
@@ -86,6 +86,13 @@ public sealed class LoadEndToEndTests : IDisposable
             _ = r.GetProperty("writeback").GetProperty("ioLatencyMs").GetProperty("p50").GetDouble();
             _ = r.GetProperty("disk").GetProperty("sectorsWritten").GetInt64();
             Assert.Equal(2, r.GetProperty("images").GetArrayLength());
+            // Durability is paid in group commits: at most one intent commit per page activation and one epoch
+            // reservation per disk activation, never one per write; flushes only for fsyncs.
+            JsonElement d = r.GetProperty("durability");
+            long commits = d.GetProperty("metadataCommits").GetInt64();
+            Assert.InRange(commits, 1, 16 + 2);
+            Assert.InRange(d.GetProperty("diskFlushes").GetInt64(), 1, r.GetProperty("ops").GetProperty("fsync").GetInt64() * 2);
+            Assert.Equal(0, d.GetProperty("staleCommands").GetInt64());
         }
         long Guard(string p) => reports[p].GetProperty("disk").GetProperty("rejected").GetProperty("guard").GetInt64();
         Assert.Equal(0, Guard("stable"));

@@ -25,6 +25,8 @@ public class FaultInjectionTests(ClusterFixture fixture)
         FsyncResult f = await _grains.Flusher(v).Fsync(0, 1);
         Assert.False(f.Durable);                    // never acknowledged as durable
         Assert.Contains("poisoned", f.Error);
+        Assert.Equal([0], f.PoisonedPages!);
+        Assert.False(f.ReportsLoss);
         WritebackStats stats = await _grains.Flusher(v).GetStats();
         Assert.Equal(1, stats.RejectedGuard);       // detected and counted once: the page is poisoned, not retried
         Assert.Equal(1, stats.PoisonedPages);
@@ -241,7 +243,7 @@ public class FaultInjectionTests(ClusterFixture fixture)
         await Assert.ThrowsAsync<StorageException>(() => page.Write(0, new byte[512], false));
         byte[] fresh = TestVolumes.Pattern(14);
         WriteResult w = await page.Write(0, fresh, false);
-        Assert.Equal(durable + 1, w.Version);
+        Assert.True(w.Version > durable); // a new activation: a new epoch, above every version of the last one
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
         Assert.Equal(fresh, await page.ReadDurable());
     }
@@ -256,11 +258,16 @@ public class FaultInjectionTests(ClusterFixture fixture)
             await page.Write(i * 512, TestVolumes.Pattern(20 + i).AsSpan(0, 512).ToArray(), false);
         }
         Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
-        Assert.Equal(3, (await page.GetInfo()).DurableVersion);
+        PageInfo before = await page.GetInfo();
+        Assert.Equal(3, PageVersion.CountOf(before.DurableVersion));   // three writes of this activation's epoch
+        Assert.Equal(before.Activation, PageVersion.EpochOf(before.DurableVersion));
         await page.Deactivate();
         PageInfo again = await page.GetInfo();
-        Assert.Equal((3L, 3L), (again.Version, again.DurableVersion));
-        Assert.Equal(4, (await page.Write(0, new byte[8], false)).Version);
+        Assert.Equal((before.Version, before.Version), (again.Version, again.DurableVersion)); // the disk held it
+        Assert.True(again.Activation > before.Activation);                 // a new epoch from the disk
+        long next = (await page.Write(0, new byte[8], false)).Version;
+        Assert.Equal(PageVersion.First(again.Activation) + 1, next);        // above every version of the last activation
+        Assert.True(next > before.Version);
     }
 
     /// <summary>Writes a page again so the image scrubs clean when the collection ends.</summary>

@@ -1,0 +1,452 @@
+using System.Buffers.Binary;
+using Microsoft.Win32.SafeHandles;
+
+namespace OrleansDif.Protection;
+
+/// <summary>What a page-versioned write did.</summary>
+public enum FencedWrite
+{
+    /// <summary>In the write cache; durable after the next <see cref="CachedDisk.FlushAsync"/>.</summary>
+    Accepted,
+    /// <summary>Refused whole: a page of the command is older than what the disk holds or was claimed for.</summary>
+    Stale,
+}
+
+/// <summary>
+/// A disk with a volatile write cache, as a real one has. Writes land in memory (whole page slots, each its own
+/// array, never changed once cached: a flush may be reading it); <see cref="FlushAsync"/> writes the cached slots to
+/// the image and fdatasyncs it (the FLUSH CACHE command), off the caller's thread, and concurrent flushes coalesce
+/// into one (group commit). A process that dies loses exactly the writes not yet flushed.
+/// <para>
+/// Fencing: for every page slot the disk keeps the version of the page it holds and a floor (the lowest version it
+/// will still accept, raised when a new page activation claims the slot). A versioned command carrying a version
+/// below either for any of its pages is refused whole (<see cref="FencedWrite.Stale"/>), so a writeback whose
+/// lease expired can never land over newer data. Versions and floors are kept in a fence file beside the image,
+/// written and fdatasynced in the same flush as the data. The fence file also reserves page epochs, so that the
+/// epochs the disk hands out never repeat across its activations.
+/// </para>
+/// Not thread-safe except <see cref="FlushAsync"/>'s I/O: call it from one logical thread (a grain).
+/// </summary>
+public sealed class CachedDisk : IDisposable
+{
+    private const long Magic = 0x32434E4546464944; // "DIFFENC2": layout 2 (slot: held, floor, previous, flush sequence)
+    private const int HeaderSize = 24;
+    private const int SlotSize = 32;
+    private const long EpochBlock = 4096;
+
+    private readonly DiskImage _image;
+    private readonly int _slotSectors;
+    private readonly int _slotBytes;
+    private readonly Dictionary<long, byte[]> _cache = [];
+    private readonly long[] _held;
+    private readonly long[] _floor;
+    private readonly long[] _flushedHeld;                   // what the medium holds as of the last flush
+    private readonly Dictionary<long, long> _uncertain = [];  // slots of a flush that may not have finished: slot -> version before it
+    private long _flushSequence;
+    private readonly HashSet<long> _fenceDirty = [];
+    private readonly SafeFileHandle _fence;
+    private long _epochReserved;
+    private long _nextEpoch;
+    private long _writeGeneration;
+    private long _flushedGeneration;
+    private Task? _flushing;
+
+    /// <summary>Opens the cache over <paramref name="image"/> with slots of <paramref name="slotSectors"/> sectors (one page).</summary>
+    public CachedDisk(DiskImage image, int slotSectors)
+    {
+        if (slotSectors <= 0 || image.SectorCount % slotSectors != 0)
+        {
+            throw new DifArgumentException(DifError.BadGeometry, $"{image.SectorCount} sectors do not make whole slots of {slotSectors}");
+        }
+        _image = image;
+        _slotSectors = slotSectors;
+        _slotBytes = slotSectors * image.Format.BlockSize;
+        long slots = image.SectorCount / slotSectors;
+        _held = new long[slots];
+        _floor = new long[slots];
+        _flushedHeld = new long[slots];
+        Boot = Random.Shared.NextInt64(1, long.MaxValue);
+        string path = FencePath(image.Path);
+        bool exists = File.Exists(path);
+        _fence = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
+        try
+        {
+            byte[] all = new byte[HeaderSize + slots * SlotSize];
+            int read = exists ? ReadFully(_fence, all) : 0;
+            if (read >= HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(all) != Magic)
+            {
+                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 2); it belongs to another build: move the data directory aside");
+            }
+            if (read >= HeaderSize)
+            {
+                _epochReserved = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(8));
+                _flushSequence = read >= HeaderSize ? BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(16)) : 0;
+                int whole = (read - HeaderSize) / SlotSize;
+                for (int s = 0; s < Math.Min(whole, slots); s++)
+                {
+                    Span<byte> r = all.AsSpan(HeaderSize + s * SlotSize, SlotSize);
+                    _held[s] = _flushedHeld[s] = BinaryPrimitives.ReadInt64LittleEndian(r);
+                    _floor[s] = BinaryPrimitives.ReadInt64LittleEndian(r[8..]);
+                    long previous = BinaryPrimitives.ReadInt64LittleEndian(r[16..]);
+                    long sequence = BinaryPrimitives.ReadInt64LittleEndian(r[24..]);
+                    if (sequence == _flushSequence && sequence != 0 && previous != _held[s])
+                    {
+                        _uncertain[s] = previous; // written by the last flush, which may have died before its data landed
+                    }
+                }
+            }
+            _nextEpoch = _epochReserved + 1;
+            ReserveEpochs();
+        }
+        catch
+        {
+            _fence.Dispose();
+            throw;
+        }
+    }
+
+    public static string FencePath(string imagePath) => imagePath + ".fence";
+
+    /// <summary>Random per open: a caller that sees it change knows the cache it wrote to is gone.</summary>
+    public long Boot { get; }
+
+    public DiskImage Image => _image;
+
+    public long SectorCount => _image.SectorCount;
+
+    /// <summary>Page slots currently in the volatile cache.</summary>
+    public int CachedSlots => _cache.Count;
+
+    /// <summary>FLUSH commands that did I/O (coalesced ones count once).</summary>
+    public long Flushes { get; private set; }
+
+    /// <summary>Synchronous metadata commits (epoch reservations).</summary>
+    public long MetadataCommits { get; private set; }
+
+    /// <summary>A new page epoch, never handed out before by this disk (reserved durably in blocks).</summary>
+    public long NewEpoch()
+    {
+        if (_nextEpoch > _epochReserved)
+        {
+            ReserveEpochs();
+        }
+        return _nextEpoch++;
+    }
+
+    /// <summary>
+    /// After an open: was the slot of <paramref name="lba"/> in the last flush before the disk went down? The fence
+    /// reaches the medium before the data, so that flush may have recorded a version whose data never landed; the
+    /// version before it is <paramref name="previous"/>.
+    /// </summary>
+    public bool IsUncertain(long lba, out long previous) => _uncertain.TryGetValue(SlotOf(lba), out previous);
+
+    /// <summary>The data of the slot is the version before the last flush: that flush died before its data landed.</summary>
+    public void RevertUncertain(long lba)
+    {
+        long slot = SlotOf(lba);
+        if (_uncertain.Remove(slot, out long previous))
+        {
+            _held[slot] = _flushedHeld[slot] = previous;
+            _fenceDirty.Add(slot);
+        }
+    }
+
+    /// <summary>The data of the slot matched the version the fence holds: certain from now on.</summary>
+    public void ConfirmUncertain(long lba) => _uncertain.Remove(SlotOf(lba));
+
+    /// <summary>The version the disk holds for the page slot of <paramref name="lba"/> (0: never written by a page).</summary>
+    public long HeldVersion(long lba) => _held[SlotOf(lba)];
+
+    /// <summary>
+    /// A new activation of a page takes its slot: commands of versions below <paramref name="floor"/> are refused
+    /// from now on (a writeback of an activation that died cannot land after this one read the page).
+    /// </summary>
+    public void Claim(long lba, long floor)
+    {
+        long slot = SlotOf(lba);
+        if (floor > _floor[slot])
+        {
+            _floor[slot] = floor;
+            _fenceDirty.Add(slot);
+        }
+    }
+
+    /// <summary>
+    /// A write of whole pages, one version each: refused whole when any page is older than what its slot holds or
+    /// its floor; otherwise cached and the slots' versions advanced. The caller verified the PI.
+    /// </summary>
+    public FencedWrite WritePages(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
+    {
+        long first = SlotOf(lba);
+        if (lba % _slotSectors != 0 || versions.Length * _slotSectors * _image.Format.DataSize != data.Length)
+        {
+            throw new DifArgumentException(DifError.NotWholeSectors, $"a page write must cover whole slots of {_slotSectors} sectors, one version each");
+        }
+        for (int i = 0; i < versions.Length; i++)
+        {
+            if (versions[i] < _held[first + i] || versions[i] < _floor[first + i])
+            {
+                return FencedWrite.Stale;
+            }
+        }
+        Write(lba, data, pi);
+        for (int i = 0; i < versions.Length; i++)
+        {
+            _held[first + i] = versions[i];
+            _fenceDirty.Add(first + i);
+        }
+        return FencedWrite.Accepted;
+    }
+
+    /// <summary>Marks the slot of <paramref name="lba"/> as holding <paramref name="version"/> without writing data (a lost write's controller record).</summary>
+    public void RecordVersions(long lba, ReadOnlySpan<long> versions)
+    {
+        long first = SlotOf(lba);
+        for (int i = 0; i < versions.Length; i++)
+        {
+            _held[first + i] = Math.Max(_held[first + i], versions[i]);
+            _fenceDirty.Add(first + i);
+        }
+    }
+
+    /// <summary>Writes sectors from separate data and PI buffers into the cache.</summary>
+    public void Write(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi)
+    {
+        int size = _image.Format.DataSize;
+        int count = CheckCommand(lba, data.Length / size, data.Length, pi.Length);
+        int block = _image.Format.BlockSize;
+        long sector = lba;
+        int done = 0;
+        while (done < count)
+        {
+            long slot = sector / _slotSectors;
+            int within = (int)(sector % _slotSectors);
+            int n = Math.Min(count - done, _slotSectors - within);
+            byte[] next = n == _slotSectors ? new byte[_slotBytes] : SlotCopy(slot);
+            for (int i = 0; i < n; i++)
+            {
+                data.Slice((done + i) * size, size).CopyTo(next.AsSpan((within + i) * block));
+                pi.Slice((done + i) * PiTuple.Size, PiTuple.Size).CopyTo(next.AsSpan((within + i) * block + size));
+            }
+            _cache[slot] = next;
+            done += n;
+            sector += n;
+        }
+        _writeGeneration++;
+    }
+
+    /// <summary>Writes whole blocks (data + tuple each) into the cache. Does not verify them.</summary>
+    public void WriteRaw(long lba, ReadOnlySpan<byte> blocks)
+    {
+        int block = _image.Format.BlockSize;
+        int count = blocks.Length / block;
+        CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+        long sector = lba;
+        int done = 0;
+        while (done < count)
+        {
+            long slot = sector / _slotSectors;
+            int within = (int)(sector % _slotSectors);
+            int n = Math.Min(count - done, _slotSectors - within);
+            byte[] next = n == _slotSectors ? new byte[_slotBytes] : SlotCopy(slot);
+            blocks.Slice(done * block, n * block).CopyTo(next.AsSpan(within * block));
+            _cache[slot] = next;
+            done += n;
+            sector += n;
+        }
+        _writeGeneration++;
+    }
+
+    /// <summary>Reads sectors as the disk holds them now: the image, overlaid with the cache.</summary>
+    public void Read(long lba, Span<byte> data, Span<byte> pi)
+    {
+        int size = _image.Format.DataSize;
+        int count = CheckCommand(lba, data.Length / size, data.Length, pi.Length);
+        int block = _image.Format.BlockSize;
+        byte[] raw = new byte[count * block];
+        ReadRaw(lba, raw);
+        for (int i = 0; i < count; i++)
+        {
+            raw.AsSpan(i * block, size).CopyTo(data.Slice(i * size));
+            raw.AsSpan(i * block + size, PiTuple.Size).CopyTo(pi.Slice(i * PiTuple.Size));
+        }
+    }
+
+    /// <summary>Reads whole blocks as the disk holds them now.</summary>
+    public void ReadRaw(long lba, Span<byte> blocks)
+    {
+        int block = _image.Format.BlockSize;
+        int count = blocks.Length / block;
+        CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+        _image.ReadRaw(lba, blocks);
+        if (_cache.Count == 0)
+        {
+            return;
+        }
+        for (long slot = lba / _slotSectors; slot <= (lba + count - 1) / _slotSectors; slot++)
+        {
+            if (!_cache.TryGetValue(slot, out byte[]? cached))
+            {
+                continue;
+            }
+            long from = Math.Max(lba, slot * _slotSectors);
+            long to = Math.Min(lba + count, (slot + 1) * _slotSectors);
+            cached.AsSpan((int)(from - slot * _slotSectors) * block, (int)(to - from) * block)
+                .CopyTo(blocks.Slice((int)(from - lba) * block));
+        }
+    }
+
+    /// <summary>
+    /// FLUSH CACHE: returns when every write made before the call is on the medium, with the fence. A caller that
+    /// finds a flush under way waits for it and then, if its own writes came after that flush took its snapshot,
+    /// for the next one, which every caller waiting meanwhile shares (group commit).
+    /// </summary>
+    public async Task FlushAsync()
+    {
+        long wanted = _writeGeneration;
+        bool fenceWanted = _fenceDirty.Count > 0;
+        while (_flushedGeneration < wanted || (fenceWanted && _fenceDirty.Count > 0))
+        {
+            _flushing ??= FlushOnceAsync();
+            Task running = _flushing;
+            await running;
+            fenceWanted = false;
+        }
+    }
+
+    private async Task FlushOnceAsync()
+    {
+        await Task.Yield(); // let the callers of this turn join before the snapshot is taken
+        long generation = _writeGeneration;
+        var slots = new List<(long Slot, byte[] Blocks)>(_cache.Count);
+        foreach (var (slot, blocks) in _cache)
+        {
+            slots.Add((slot, blocks));
+        }
+        long sequence = ++_flushSequence;
+        var fence = new List<(long Slot, long Held, long Floor, long Previous)>(_fenceDirty.Count);
+        foreach (long slot in _fenceDirty)
+        {
+            fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot]));
+        }
+        _fenceDirty.Clear();
+        try
+        {
+            await Task.Run(() =>
+            {
+                // The fence first, with the version each slot held before and this flush's sequence; then the data. A
+                // flush cut short leaves data behind its fence only in slots of the last sequence, which an open
+                // reconciles against the data's version tags (IsUncertain); every earlier flush finished.
+                Span<byte> record = stackalloc byte[SlotSize];
+                foreach (var (slot, held, floor, previous) in fence)
+                {
+                    BinaryPrimitives.WriteInt64LittleEndian(record, held);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[8..], floor);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[16..], previous);
+                    BinaryPrimitives.WriteInt64LittleEndian(record[24..], sequence);
+                    RandomAccess.Write(_fence, record, HeaderSize + slot * SlotSize);
+                }
+                Span<byte> seq = stackalloc byte[8];
+                BinaryPrimitives.WriteInt64LittleEndian(seq, sequence);
+                RandomAccess.Write(_fence, seq, 16);
+                RandomAccess.FlushToDisk(_fence);
+                foreach (var (slot, blocks) in slots)
+                {
+                    _image.WriteRaw(slot * _slotSectors, blocks);
+                }
+                _image.Flush();
+            });
+            foreach (var (slot, blocks) in slots)
+            {
+                if (_cache.TryGetValue(slot, out byte[]? now) && ReferenceEquals(now, blocks))
+                {
+                    _cache.Remove(slot); // on the medium, and not written again since the snapshot
+                }
+            }
+            foreach (var (slot, held, _, _) in fence)
+            {
+                _flushedHeld[slot] = Math.Max(_flushedHeld[slot], held);
+            }
+            _flushedGeneration = Math.Max(_flushedGeneration, generation);
+            Flushes++;
+        }
+        catch
+        {
+            foreach (var (slot, _, _, _) in fence)
+            {
+                _fenceDirty.Add(slot);
+            }
+            throw;
+        }
+        finally
+        {
+            _flushing = null;
+        }
+    }
+
+    private void ReserveEpochs()
+    {
+        _epochReserved = Math.Max(_epochReserved, _nextEpoch - 1) + EpochBlock;
+        Span<byte> header = stackalloc byte[HeaderSize];
+        BinaryPrimitives.WriteInt64LittleEndian(header, Magic);
+        BinaryPrimitives.WriteInt64LittleEndian(header[8..], _epochReserved);
+        BinaryPrimitives.WriteInt64LittleEndian(header[16..], _flushSequence);
+        RandomAccess.Write(_fence, header, 0);
+        RandomAccess.FlushToDisk(_fence);
+        MetadataCommits++;
+    }
+
+    private byte[] SlotCopy(long slot)
+    {
+        byte[] copy = new byte[_slotBytes];
+        if (_cache.TryGetValue(slot, out byte[]? cached))
+        {
+            cached.CopyTo(copy, 0);
+        }
+        else
+        {
+            _image.ReadRaw(slot * _slotSectors, copy);
+        }
+        return copy;
+    }
+
+    private long SlotOf(long lba)
+    {
+        if (lba < 0 || lba >= _image.SectorCount)
+        {
+            throw new DifArgumentException(DifError.OutOfRange, $"LBA {lba} is outside the disk of {_image.SectorCount} sectors");
+        }
+        return lba / _slotSectors;
+    }
+
+    private int CheckCommand(long lba, int count, int dataLength, int piLength)
+    {
+        int size = _image.Format.DataSize;
+        if (count <= 0 || dataLength != count * size || piLength != count * PiTuple.Size)
+        {
+            throw new DifArgumentException(DifError.NotWholeSectors, $"{dataLength} data bytes and {piLength} PI bytes are not whole sectors with one tuple each");
+        }
+        if (lba < 0 || lba > _image.SectorCount - count)
+        {
+            throw new DifArgumentException(DifError.OutOfRange, $"LBA {lba} + {count} sectors is outside the disk of {_image.SectorCount} sectors");
+        }
+        return count;
+    }
+
+    private static int ReadFully(SafeFileHandle handle, Span<byte> buffer)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = RandomAccess.Read(handle, buffer[total..], total);
+            if (n == 0)
+            {
+                break;
+            }
+            total += n;
+        }
+        return total;
+    }
+
+    public void Dispose() => _fence.Dispose();
+}
