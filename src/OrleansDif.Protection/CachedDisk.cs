@@ -209,30 +209,26 @@ public sealed class CachedDisk : IDisposable
         }
     }
 
-    /// <summary>Writes sectors from separate data and PI buffers into the cache.</summary>
+    /// <summary>Writes sectors from separate data and PI buffers into the cache, interleaved as on the medium.</summary>
     public void Write(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi)
     {
         int size = _image.Format.DataSize;
         int count = CheckCommand(lba, data.Length / size, data.Length, pi.Length);
         int block = _image.Format.BlockSize;
-        long sector = lba;
-        int done = 0;
-        while (done < count)
+        byte[] raw = System.Buffers.ArrayPool<byte>.Shared.Rent(count * block);
+        try
         {
-            long slot = sector / _slotSectors;
-            int within = (int)(sector % _slotSectors);
-            int n = Math.Min(count - done, _slotSectors - within);
-            byte[] next = n == _slotSectors ? new byte[_slotBytes] : SlotCopy(slot);
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < count; i++)
             {
-                data.Slice((done + i) * size, size).CopyTo(next.AsSpan((within + i) * block));
-                pi.Slice((done + i) * PiTuple.Size, PiTuple.Size).CopyTo(next.AsSpan((within + i) * block + size));
+                data.Slice(i * size, size).CopyTo(raw.AsSpan(i * block));
+                pi.Slice(i * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(i * block + size));
             }
-            _cache[slot] = next;
-            done += n;
-            sector += n;
+            WriteRaw(lba, raw.AsSpan(0, count * block));
         }
-        _writeGeneration++;
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(raw);
+        }
     }
 
     /// <summary>Writes whole blocks (data + tuple each) into the cache. Does not verify them.</summary>
