@@ -40,7 +40,7 @@ public static class CliApp
     }
 
     /// <summary>How to start a silo process of this very tool (the apphost next to this assembly, or dotnet + dll).</summary>
-    public static OrleansDif.Silo.SiloCommand ThisTool()
+    public static OrleansDif.Cluster.SiloCommand ThisTool()
     {
         string dll = typeof(CliApp).Assembly.Location;
         string apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "orleansdif.exe" : "orleansdif");

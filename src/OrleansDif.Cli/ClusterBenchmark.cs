@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using OrleansDif.LoadGenerator;
+using OrleansDif.Cluster;
 using OrleansDif.Silo;
 using Spectre.Console;
 

@@ -1,4 +1,5 @@
 using OrleansDif.LoadGenerator;
+using OrleansDif.Cluster;
 using OrleansDif.Silo;
 using Spectre.Console;
 

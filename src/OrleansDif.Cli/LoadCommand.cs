@@ -1,5 +1,6 @@
 using System.CommandLine;
 using OrleansDif.LoadGenerator;
+using OrleansDif.Cluster;
 using OrleansDif.Silo;
 using Spectre.Console;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansDif.LoadGenerator;
+using OrleansDif.Cluster;
 using OrleansDif.Silo;
 using Spectre.Console;
 

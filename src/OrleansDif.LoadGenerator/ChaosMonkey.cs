@@ -1,4 +1,4 @@
-using OrleansDif.Silo;
+using OrleansDif.Cluster;
 
 namespace OrleansDif.LoadGenerator;
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
-using OrleansDif.Silo;
+using OrleansDif.Cluster;
 
 namespace OrleansDif.LoadGenerator;
 

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using HdrHistogram;
-using OrleansDif.Silo;
+using OrleansDif.Cluster;
 
 namespace OrleansDif.LoadGenerator;
 

@@ -25,7 +25,8 @@ public enum FencedWrite
 /// written and fdatasynced in the same flush as the data. The fence file also reserves page epochs, so that the
 /// epochs the disk hands out never repeat across its activations.
 /// </para>
-/// Not thread-safe except <see cref="FlushAsync"/>'s I/O: call it from one logical thread (a grain).
+/// Safe to call from any thread: its state is guarded by one lock, never held across the flush's I/O (a grain calls
+/// it from one logical thread; a flush's continuation may resume elsewhere).
 /// </summary>
 public sealed class CachedDisk : IDisposable
 {
@@ -50,6 +51,7 @@ public sealed class CachedDisk : IDisposable
     private long _writeGeneration;
     private long _flushedGeneration;
     private Task? _flushing;
+    private readonly object _gate = new();
 
     /// <summary>Opens the cache over <paramref name="image"/> with slots of <paramref name="slotSectors"/> sectors (one page).</summary>
     public CachedDisk(DiskImage image, int slotSectors)
@@ -115,7 +117,16 @@ public sealed class CachedDisk : IDisposable
     public long SectorCount => _image.SectorCount;
 
     /// <summary>Page slots currently in the volatile cache.</summary>
-    public int CachedSlots => _cache.Count;
+    public int CachedSlots
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cache.Count;
+            }
+        }
+    }
 
     /// <summary>FLUSH commands that did I/O (coalesced ones count once).</summary>
     public long Flushes { get; private set; }
@@ -126,11 +137,14 @@ public sealed class CachedDisk : IDisposable
     /// <summary>A new page epoch, never handed out before by this disk (reserved durably in blocks).</summary>
     public long NewEpoch()
     {
-        if (_nextEpoch > _epochReserved)
+        lock (_gate)
         {
-            ReserveEpochs();
+            if (_nextEpoch > _epochReserved)
+            {
+                ReserveEpochs();
+            }
+            return _nextEpoch++;
         }
-        return _nextEpoch++;
     }
 
     /// <summary>
@@ -138,30 +152,59 @@ public sealed class CachedDisk : IDisposable
     /// reaches the medium before the data, so that flush may have recorded a version whose data never landed; the
     /// version before it is <paramref name="previous"/>.
     /// </summary>
-    public bool IsUncertain(long lba, out long previous) => _uncertain.TryGetValue(SlotOf(lba), out previous);
+    public bool IsUncertain(long lba, out long previous)
+    {
+        lock (_gate)
+        {
+            return _uncertain.TryGetValue(SlotOf(lba), out previous);
+        }
+    }
 
     /// <summary>The data of the slot is the version before the last flush: that flush died before its data landed.</summary>
     public void RevertUncertain(long lba)
     {
-        long slot = SlotOf(lba);
-        if (_uncertain.Remove(slot, out long previous))
+        lock (_gate)
         {
-            _held[slot] = _flushedHeld[slot] = previous;
-            _fenceDirty.Add(slot);
+            long slot = SlotOf(lba);
+            if (_uncertain.Remove(slot, out long previous))
+            {
+                _held[slot] = _flushedHeld[slot] = previous;
+                _fenceDirty.Add(slot);
+            }
         }
     }
 
     /// <summary>The data of the slot matched the version the fence holds: certain from now on.</summary>
-    public void ConfirmUncertain(long lba) => _uncertain.Remove(SlotOf(lba));
+    public void ConfirmUncertain(long lba)
+    {
+        lock (_gate)
+        {
+            _uncertain.Remove(SlotOf(lba));
+        }
+    }
 
     /// <summary>The version the disk holds for the page slot of <paramref name="lba"/> (0: never written by a page).</summary>
-    public long HeldVersion(long lba) => _held[SlotOf(lba)];
+    public long HeldVersion(long lba)
+    {
+        lock (_gate)
+        {
+            return _held[SlotOf(lba)];
+        }
+    }
 
     /// <summary>
     /// A new activation of a page takes its slot: commands of versions below <paramref name="floor"/> are refused
     /// from now on (a writeback of an activation that died cannot land after this one read the page).
     /// </summary>
     public void Claim(long lba, long floor)
+    {
+        lock (_gate)
+        {
+            ClaimLocked(lba, floor);
+        }
+    }
+
+    private void ClaimLocked(long lba, long floor)
     {
         long slot = SlotOf(lba);
         if (floor > _floor[slot])
@@ -176,6 +219,14 @@ public sealed class CachedDisk : IDisposable
     /// its floor; otherwise cached and the slots' versions advanced. The caller verified the PI.
     /// </summary>
     public FencedWrite WritePages(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
+    {
+        lock (_gate)
+        {
+            return WritePagesLocked(lba, data, pi, versions);
+        }
+    }
+
+    private FencedWrite WritePagesLocked(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
     {
         long first = SlotOf(lba);
         if (lba % _slotSectors != 0 || versions.Length * _slotSectors * _image.Format.DataSize != data.Length)
@@ -201,11 +252,14 @@ public sealed class CachedDisk : IDisposable
     /// <summary>Marks the slot of <paramref name="lba"/> as holding <paramref name="version"/> without writing data (a lost write's controller record).</summary>
     public void RecordVersions(long lba, ReadOnlySpan<long> versions)
     {
-        long first = SlotOf(lba);
-        for (int i = 0; i < versions.Length; i++)
+        lock (_gate)
         {
-            _held[first + i] = Math.Max(_held[first + i], versions[i]);
-            _fenceDirty.Add(first + i);
+            long first = SlotOf(lba);
+            for (int i = 0; i < versions.Length; i++)
+            {
+                _held[first + i] = Math.Max(_held[first + i], versions[i]);
+                _fenceDirty.Add(first + i);
+            }
         }
     }
 
@@ -233,6 +287,14 @@ public sealed class CachedDisk : IDisposable
 
     /// <summary>Writes whole blocks (data + tuple each) into the cache. Does not verify them.</summary>
     public void WriteRaw(long lba, ReadOnlySpan<byte> blocks)
+    {
+        lock (_gate)
+        {
+            WriteRawLocked(lba, blocks);
+        }
+    }
+
+    private void WriteRawLocked(long lba, ReadOnlySpan<byte> blocks)
     {
         int block = _image.Format.BlockSize;
         int count = blocks.Length / block;
@@ -271,6 +333,14 @@ public sealed class CachedDisk : IDisposable
     /// <summary>Reads whole blocks as the disk holds them now.</summary>
     public void ReadRaw(long lba, Span<byte> blocks)
     {
+        lock (_gate)
+        {
+            ReadRawLocked(lba, blocks);
+        }
+    }
+
+    private void ReadRawLocked(long lba, Span<byte> blocks)
+    {
         int block = _image.Format.BlockSize;
         int count = blocks.Length / block;
         CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
@@ -299,12 +369,25 @@ public sealed class CachedDisk : IDisposable
     /// </summary>
     public async Task FlushAsync()
     {
-        long wanted = _writeGeneration;
-        bool fenceWanted = _fenceDirty.Count > 0;
-        while (_flushedGeneration < wanted || (fenceWanted && _fenceDirty.Count > 0))
+        long wanted;
+        bool fenceWanted;
+        lock (_gate)
         {
-            _flushing ??= FlushOnceAsync();
-            Task running = _flushing;
+            wanted = _writeGeneration;
+            fenceWanted = _fenceDirty.Count > 0;
+        }
+        while (true)
+        {
+            Task running;
+            lock (_gate)
+            {
+                if (_flushedGeneration >= wanted && !(fenceWanted && _fenceDirty.Count > 0))
+                {
+                    return;
+                }
+                _flushing ??= FlushOnceAsync();
+                running = _flushing;
+            }
             await running;
             fenceWanted = false;
         }
@@ -313,19 +396,25 @@ public sealed class CachedDisk : IDisposable
     private async Task FlushOnceAsync()
     {
         await Task.Yield(); // let the callers of this turn join before the snapshot is taken
-        long generation = _writeGeneration;
-        var slots = new List<(long Slot, byte[] Blocks)>(_cache.Count);
-        foreach (var (slot, blocks) in _cache)
+        long generation, sequence;
+        List<(long Slot, byte[] Blocks)> slots;
+        List<(long Slot, long Held, long Floor, long Previous)> fence;
+        lock (_gate)
         {
-            slots.Add((slot, blocks));
+            generation = _writeGeneration;
+            slots = new List<(long Slot, byte[] Blocks)>(_cache.Count);
+            foreach (var (slot, blocks) in _cache)
+            {
+                slots.Add((slot, blocks));
+            }
+            sequence = ++_flushSequence;
+            fence = new List<(long Slot, long Held, long Floor, long Previous)>(_fenceDirty.Count);
+            foreach (long slot in _fenceDirty)
+            {
+                fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot]));
+            }
+            _fenceDirty.Clear();
         }
-        long sequence = ++_flushSequence;
-        var fence = new List<(long Slot, long Held, long Floor, long Previous)>(_fenceDirty.Count);
-        foreach (long slot in _fenceDirty)
-        {
-            fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot]));
-        }
-        _fenceDirty.Clear();
         try
         {
             await Task.Run(() =>
@@ -352,31 +441,35 @@ public sealed class CachedDisk : IDisposable
                 }
                 _image.Flush();
             });
-            foreach (var (slot, blocks) in slots)
+            lock (_gate)
             {
-                if (_cache.TryGetValue(slot, out byte[]? now) && ReferenceEquals(now, blocks))
+                foreach (var (slot, blocks) in slots)
                 {
-                    _cache.Remove(slot); // on the medium, and not written again since the snapshot
+                    if (_cache.TryGetValue(slot, out byte[]? now) && ReferenceEquals(now, blocks))
+                    {
+                        _cache.Remove(slot); // on the medium, and not written again since the snapshot
+                    }
                 }
+                foreach (var (slot, held, _, _) in fence)
+                {
+                    _flushedHeld[slot] = Math.Max(_flushedHeld[slot], held);
+                }
+                _flushedGeneration = Math.Max(_flushedGeneration, generation);
+                Flushes++;
+                _flushing = null;
             }
-            foreach (var (slot, held, _, _) in fence)
-            {
-                _flushedHeld[slot] = Math.Max(_flushedHeld[slot], held);
-            }
-            _flushedGeneration = Math.Max(_flushedGeneration, generation);
-            Flushes++;
         }
         catch
         {
-            foreach (var (slot, _, _, _) in fence)
+            lock (_gate)
             {
-                _fenceDirty.Add(slot);
+                foreach (var (slot, _, _, _) in fence)
+                {
+                    _fenceDirty.Add(slot);
+                }
+                _flushing = null;
             }
             throw;
-        }
-        finally
-        {
-            _flushing = null;
         }
     }
 

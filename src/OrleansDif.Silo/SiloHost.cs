@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
+using OrleansDif.Cluster;
 using OrleansDif.Grains;
 
 namespace OrleansDif.Silo;

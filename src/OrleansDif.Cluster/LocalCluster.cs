@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace OrleansDif.Silo;
+namespace OrleansDif.Cluster;
 
 /// <summary>How to start one silo process: the program and the arguments before "silo ...".</summary>
 public sealed record SiloCommand(string FileName, IReadOnlyList<string> PrefixArguments);

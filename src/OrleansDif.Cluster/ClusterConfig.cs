@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 
-namespace OrleansDif.Silo;
+namespace OrleansDif.Cluster;
 
 /// <summary>A malformed or missing cluster configuration; the message names the bad field.</summary>
 public sealed class ConfigException(string message) : Exception(message);

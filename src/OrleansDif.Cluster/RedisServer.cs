@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 
-namespace OrleansDif.Silo;
+namespace OrleansDif.Cluster;
 
 /// <summary>
 /// The Redis server that holds membership for a config with <c>membership: "redis"</c>. When nothing listens at

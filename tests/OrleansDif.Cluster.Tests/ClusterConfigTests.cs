@@ -1,4 +1,4 @@
-namespace OrleansDif.Silo.Tests;
+namespace OrleansDif.Cluster.Tests;
 
 public sealed class ClusterConfigTests : IDisposable
 {
