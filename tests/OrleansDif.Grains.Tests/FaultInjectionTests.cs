@@ -279,5 +279,6 @@ public class FaultInjectionTests(ClusterFixture fixture)
         byte[] pi = new byte[v.SectorsPerPage * 8];
         scheme.Generate(data, pi, lba);
         Assert.True((await _grains.Disk(v, d).Write(lba, data, pi)).Accepted);
+        await _grains.Disk(v, d).Flush();      // from the disk's cache onto the medium, where scrub reads
     }
 }

@@ -28,8 +28,21 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     private long _sectorsWritten, _sectorsRead, _readErrors, _commands;
     private CheckCounts _rejected;
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (_disk is not null)
+        {
+            // An orderly stop flushes the write cache, as a disk does on SYNCHRONIZE CACHE at shutdown; a killed
+            // silo runs none of this, and its cache is lost.
+            try
+            {
+                await _disk.FlushAsync();
+            }
+            catch (Exception e)
+            {
+                logger.LogError(e, "Disk {Disk} could not flush its write cache as it stopped; unflushed writes are lost", this.GetPrimaryKeyString());
+            }
+        }
         if (_image is not null)
         {
             _disk?.Dispose();
@@ -37,7 +50,6 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         _image = null;
         _disk = null;
-        return Task.CompletedTask;
     }
 
     public Task Format(VolumeConfig config, int disk)
