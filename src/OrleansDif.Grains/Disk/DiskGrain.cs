@@ -28,21 +28,11 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     private long _sectorsWritten, _sectorsRead, _readErrors, _commands;
     private CheckCounts _rejected;
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (_disk is not null)
-        {
-            // An orderly stop flushes the write cache, as a disk does on SYNCHRONIZE CACHE at shutdown; a killed
-            // silo runs none of this, and its cache is lost.
-            try
-            {
-                await _disk.FlushAsync();
-            }
-            catch (Exception e)
-            {
-                logger.LogError(e, "Disk {Disk} could not flush its write cache as it stopped; unflushed writes are lost", this.GetPrimaryKeyString());
-            }
-        }
+        // No flush here: after a silo loss Orleans may briefly run two activations of one disk, and the one that
+        // goes away must not write its (older) cache over what the other made durable. What is unflushed is lost,
+        // as on a power cut; the pages that wrote it are still dirty or are dirtied again by the next fsync.
         if (_image is not null)
         {
             _disk?.Dispose();
@@ -50,6 +40,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         _image = null;
         _disk = null;
+        return Task.CompletedTask;
     }
 
     public Task Format(VolumeConfig config, int disk)
