@@ -156,6 +156,10 @@ public interface IDiskGrain : IGrainWithStringKey
     /// </summary>
     Task<DiskPageRead> LoadPage(long lba, bool claim);
 
+    /// <summary>The version of the page at <paramref name="lba"/> that is on the medium (flushed), not only in the cache.</summary>
+    [AlwaysInterleave]
+    Task<long> FlushedVersion(long lba);
+
     /// <summary>FLUSH CACHE: every write accepted before the call is on the medium. Returns the disk activation (boot) it flushed; concurrent flushes coalesce.</summary>
     [AlwaysInterleave]
     Task<long> Flush();

@@ -192,6 +192,15 @@ public sealed class CachedDisk : IDisposable
         }
     }
 
+    /// <summary>The version the medium holds for the page slot of <paramref name="lba"/>, as of the last flush.</summary>
+    public long FlushedVersion(long lba)
+    {
+        lock (_gate)
+        {
+            return _flushedHeld[SlotOf(lba)];
+        }
+    }
+
     /// <summary>
     /// A new activation of a page takes its slot: commands of versions below <paramref name="floor"/> are refused
     /// from now on (a writeback of an activation that died cannot land after this one read the page).

@@ -112,6 +112,13 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
     }
 
+    public async Task<long> FlushedVersion(long lba)
+    {
+        await EnsureOpen();
+        CheckRange(lba, 1);
+        return _disk!.FlushedVersion(lba);
+    }
+
     public async Task<long> Flush()
     {
         await EnsureOpen();

@@ -370,10 +370,21 @@ public sealed class PageGrain(
         await EnsureLoaded();
         if (activation != _epoch)
         {
-            // Written by an earlier activation: on the disk if this one found it there when it loaded.
-            return _loadedVersion >= version && PageVersion.EpochOf(version) == activation ? DurableStatus.Durable : DurableStatus.Lost;
+            // Written by an earlier activation: lost unless this one found it on its disk when it loaded; durable
+            // only once it is on the medium, not just in the disk's cache (the fsync flushes and asks again).
+            if (_loadedVersion < version)
+            {
+                return DurableStatus.Lost;
+            }
+            return await _disk.FlushedVersion(_lba) >= version ? DurableStatus.Durable : DurableStatus.NotYet;
         }
-        return _durableVersion >= version ? DurableStatus.Durable : DurableStatus.NotYet;
+        if (_durableVersion < version)
+        {
+            return DurableStatus.NotYet;
+        }
+        // Written back; durable once the medium has it. The disk says, not the flusher that wrote it: after a silo
+        // loss that flusher may be another activation than the one asking.
+        return await _disk.FlushedVersion(_lba) >= version ? DurableStatus.Durable : DurableStatus.NotYet;
     }
 
     public async Task<bool> WaitDurable(long version, TimeSpan timeout)

@@ -45,6 +45,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private readonly Dictionary<(int Page, long Epoch), long> _written = [];                       // last version that landed on a disk
     private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];  // disk -> page -> landed, not yet flushed
     private long _stale, _flushes, _expired, _intentCommits, _redirtied;
+    private readonly HashSet<int> _flushRequested = [];                                          // disks an fsync needs flushed though this activation wrote nothing there
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -147,6 +148,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             _unflushed[disk] = [];
         }
+        foreach (int disk in _flushRequested.Where(d => work.All(w => w.Disk != d)).ToList())
+        {
+            work.Add((disk, []));
+            _unflushed.TryAdd(disk, []);
+        }
+        _flushRequested.Clear();
         var results = await Task.WhenAll(work.Select(async w =>
         {
             try
@@ -311,6 +318,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                          && !_unflushed.Values.Any(d => d.ContainsKey(pages[i])))
                 {
                     want.Remove(pages[i]); // written, and every disk flushed since
+                }
+                else if (durable[i] == DurableStatus.NotYet)
+                {
+                    _flushRequested.Add(config.Locate(pages[i]).Disk); // maybe written by an earlier flusher: flush it anyway
                 }
             }
         }
