@@ -161,7 +161,7 @@ internal static class SiloCommands
                 await using ClusterClient client = await ClusterClient.ConnectAsync(cluster, cluster.Silos.Count, TimeSpan.FromSeconds(60), ct);
                 foreach (VolumeSection v in cluster.Volumes)
                 {
-                    await client.Client.GetGrain<IVolumeGrain>(v.Id).Create(v.ToVolumeConfig());
+                    await client.Client.Volume(v.Id).Create(v.ToVolumeConfig());
                 }
                 var table = new Table().AddColumns("silo", "pid", "silo endpoint", "gateway");
                 for (int i = 0; i < cluster.Silos.Count; i++)

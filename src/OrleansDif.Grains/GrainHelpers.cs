@@ -29,20 +29,6 @@ internal static class GrainHelpers
             Checks = verify ? Protection.PiCheckFlags.All : Protection.PiCheckFlags.None,
         };
 
-    public static IPageGrain Page(this IGrainFactory factory, string volume, int page) =>
-        factory.GetGrain<IPageGrain>($"{volume}/{page}");
-
-    public static IDiskGrain Disk(this IGrainFactory factory, string volume, int disk) =>
-        factory.GetGrain<IDiskGrain>($"{volume}/{disk}");
-
-    /// <summary>Splits a "volume/number" key.</summary>
-    public static (string Volume, int Number) ParseKey(string key)
-    {
-        int slash = key.LastIndexOf('/');
-        if (slash <= 0 || !int.TryParse(key.AsSpan(slash + 1), out int n))
-        {
-            throw new StorageException(StorageError.OutOfRange, $"grain key '{key}' is not 'volume/number'");
-        }
-        return (key[..slash], n);
-    }
+    /// <summary>Splits a "volume/number" key (see <see cref="GrainKeys"/>).</summary>
+    public static (string Volume, int Number) ParseKey(string key) => GrainKeys.Parse(key);
 }

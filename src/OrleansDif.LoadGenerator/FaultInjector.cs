@@ -66,18 +66,18 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
         switch (kind)
         {
             case FaultKind.PageBitflip:
-                await client.GetGrain<IPageGrain>($"{volume.Id}/{page}").InjectBitflip(rng.Next(VolumeConfig.PageSize * 8));
+                await client.Page(volume.Id, page).InjectBitflip(rng.Next(VolumeConfig.PageSize * 8));
                 _immediate.Enqueue((kind, page));
                 break;
             case FaultKind.TransitBitflip:
-                await client.GetGrain<IWritebackGrain>(volume.Id).InjectTransitBitflip(page);
+                await client.Flusher(volume.Id).InjectTransitBitflip(page);
                 break;
             case FaultKind.MediaBitrot:
-                await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
+                await client.Disk(volume.Id, disk).InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
                 _immediate.Enqueue((kind, page));
                 break;
             default:
-                await client.GetGrain<IDiskGrain>($"{volume.Id}/{disk}").InjectFault(kind, lba, 1);
+                await client.Disk(volume.Id, disk).InjectFault(kind, lba, 1);
                 break;
         }
         _requested.AddOrUpdate(kind, 1, (_, c) => c + 1);
@@ -93,7 +93,7 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
     public async Task<(Dictionary<string, FaultStats> Stats, HashSet<int> Affected)> SummarizeAsync(
         IReadOnlySet<int> mismatched)
     {
-        WritebackEvents events = await client.GetGrain<IWritebackGrain>(volume.Id).GetEvents();
+        WritebackEvents events = await client.Flusher(volume.Id).GetEvents();
         foreach (int p in events.RejectedPages.Concat(events.PoisonedPages))
         {
             Detected(p);
@@ -109,7 +109,7 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
         }
         for (int d = 0; d < volume.Disks; d++)
         {
-            foreach (FaultRecord r in await client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").GetFaultLog())
+            foreach (FaultRecord r in await client.Disk(volume.Id, d).GetFaultLog())
             {
                 if (r.Kind == FaultKind.MediaBitrot)
                 {

@@ -76,6 +76,9 @@ public sealed record LoadOptions
     /// </summary>
     public TimeSpan? Warmup { get; init; }
 
+    /// <summary>Runs of each policy, in rotating order; each policy reports its median round.</summary>
+    public int Rounds { get; init; } = 1;
+
     public TimeSpan EffectiveWarmup => Warmup ?? (Compare && Inject.Count == 0 && !KillSilos ? TimeSpan.FromSeconds(12) : TimeSpan.Zero);
     public int Seed { get; init; } = 1;
     public string? DataDirectory { get; init; }
@@ -195,6 +198,14 @@ public sealed record LoadOptions
         if (FsyncEvery < 0)
         {
             throw new UsageException($"--fsync-every {FsyncEvery} must not be negative");
+        }
+        if (Rounds is < 1 or > 100)
+        {
+            throw new UsageException($"--rounds {Rounds} must be 1..100");
+        }
+        if (Rounds > 1 && (KillSilos || Inject.Count > 0))
+        {
+            throw new UsageException("--rounds runs the plain workload: not with --chaos or --inject");
         }
         if (Warmup is TimeSpan w && (w < TimeSpan.Zero || w > TimeSpan.FromHours(1)))
         {

@@ -116,6 +116,8 @@ public sealed record LoadReport
     [JsonPropertyName("writeback")] public required WritebackReport Writeback { get; init; }
     [JsonPropertyName("disk")] public required DiskReport Disk { get; init; }
     [JsonPropertyName("durability")] public DurabilityReport? Durability { get; init; }
+    /// <summary>With --rounds: ops/s of every round, in run order; the report's other figures are the median round's.</summary>
+    [JsonPropertyName("roundsOpsPerSecond")] public IReadOnlyList<double>? RoundsOpsPerSecond { get; init; }
     [JsonPropertyName("verify")] public required VerifyReport Verify { get; init; }
     [JsonPropertyName("images")] public required IReadOnlyList<string> Images { get; init; }
     [JsonPropertyName("errors")] public required IReadOnlyList<string> Errors { get; init; }

@@ -79,16 +79,16 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2 + (options.ChaosKills > 0 ? 660 : 0);
         var buckets = Enumerable.Range(0, seconds).Select(_ => new LongConcurrentHistogram(1, MaxLatencyUs, 2)).ToArray();
 
-        IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
+        IWritebackGrain flusher = client.Flusher(volume.Id);
         WritebackStats wbBefore = new(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         DiskStats[] diskBefore = [];
         if (!ping)
         {
             // Set-up calls are idempotent: retried when a silo of a cluster that is still settling does not answer.
-            await RetryAsync(() => client.GetGrain<IVolumeGrain>(volume.Id).Create(volume));
+            await RetryAsync(() => client.Volume(volume.Id).Create(volume));
             // Same volume, same placement, checks on or off: the only difference between two runs is the checks.
             await RetryAsync(() => Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
-                client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk))));
+                client.Disk(volume.Id, d).SetVerifyOnWrite(options.VerifyOnDisk && volume.VerifyOnDisk))));
             wbBefore = await RetryAsync(() => flusher.GetStats());
             diskBefore = await RetryAsync(() => DiskStatsAsync(volume));
             // Media bit rot hits data at rest: pages past the writers' range, written once before the run.
@@ -98,7 +98,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             // The content each page has before the run: the base of the model.
             await ForEachAsync(Enumerable.Range(0, options.Pages).Concat(cold), 32, async p =>
             {
-                IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
+                IPageGrain grain = client.Page(volume.Id, p);
                 byte[] content = await RetryAsync(() => grain.Read(0, VolumeConfig.PageSize));
                 PageInfo info = await RetryAsync(() => grain.GetInfo());
                 model.SetBase(p, content, info.Version, info.Activation);
@@ -109,7 +109,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 foreach (int p in cold)
                 {
                     byte[] data = Fill(new byte[VolumeConfig.PageSize], rng);
-                    WriteResult w = await client.GetGrain<IPageGrain>($"{volume.Id}/{p}").Write(0, data, wait: true);
+                    WriteResult w = await client.Page(volume.Id, p).Write(0, data, wait: true);
                     model.Acknowledge(p, w.Version, 0, data, w.Activation, w.LoadedVersion);
                 }
                 FsyncResult synced = await flusher.Fsync(cold[0], cold.Length);
@@ -127,7 +127,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             _injector = null;
         }
 
-        _pages = Enumerable.Range(0, options.Pages).Select(p => client.GetGrain<IPageGrain>($"{volume.Id}/{p}")).ToArray();
+        _pages = Enumerable.Range(0, options.Pages).Select(p => client.Page(volume.Id, p)).ToArray();
         _pings = Enumerable.Range(0, options.Pages).Select(p => client.GetGrain<IPingGrain>(p)).ToArray();
         Clock = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -199,7 +199,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             if (!options.VerifyOnDisk)
             {
                 await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
-                    client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").SetVerifyOnWrite(volume.VerifyOnDisk)));
+                    client.Disk(volume.Id, d).SetVerifyOnWrite(volume.VerifyOnDisk)));
             }
         }
 
@@ -336,7 +336,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     /// </summary>
     private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, bool final)
     {
-        IWritebackGrain flusher = client.GetGrain<IWritebackGrain>(volume.Id);
+        IWritebackGrain flusher = client.Flusher(volume.Id);
         for (int attempt = 0; ; attempt++)
         {
             var mark = model.SyncMark();
@@ -361,7 +361,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     var confirmed = new List<(int Page, long Activation, long Version)>();
                     foreach (var entry in model.NewIn(mark))
                     {
-                        PageInfo info = await CallAsync(() => client.GetGrain<IPageGrain>($"{volume.Id}/{entry.Page}").GetInfo());
+                        PageInfo info = await CallAsync(() => client.Page(volume.Id, entry.Page).GetInfo());
                         if (info.Activation == entry.Activation)
                         {
                             confirmed.Add(entry);
@@ -632,7 +632,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         var outcomes = new ConcurrentBag<PageOutcome>();
         await ForEachAsync(model.TouchedPages.ToList(), 32, async p =>
         {
-            IPageGrain grain = client.GetGrain<IPageGrain>($"{volume.Id}/{p}");
+            IPageGrain grain = client.Page(volume.Id, p);
             // The page as it is now: if it came back in a new activation, its unsynced writes went with the old one.
             PageInfo info = await CallAsync(() => grain.GetInfo());
             model.Observe(p, info.Activation, info.LoadedVersion);
@@ -661,7 +661,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     }
 
     private async Task<DiskStats[]> DiskStatsAsync(VolumeConfig volume) =>
-        await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d => client.GetGrain<IDiskGrain>($"{volume.Id}/{d}").GetStats()));
+        await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d => client.Disk(volume.Id, d).GetStats()));
 
     private static async Task ForEachAsync<T>(IEnumerable<T> items, int parallelism, Func<T, Task> body)
     {

@@ -23,13 +23,13 @@ internal static class TestVolumes
     }
 
     public static IPageGrain Page(this IGrainFactory grains, VolumeConfig v, int page) =>
-        grains.GetGrain<IPageGrain>($"{v.Id}/{page}");
+        GrainKeys.Page(grains, v.Id, page);
 
     public static IDiskGrain Disk(this IGrainFactory grains, VolumeConfig v, int disk) =>
-        grains.GetGrain<IDiskGrain>($"{v.Id}/{disk}");
+        GrainKeys.Disk(grains, v.Id, disk);
 
     public static IWritebackGrain Flusher(this IGrainFactory grains, VolumeConfig v) =>
-        grains.GetGrain<IWritebackGrain>(v.Id);
+        GrainKeys.Flusher(grains, v.Id);
 
     public static byte[] Pattern(int seed, int length = VolumeConfig.PageSize)
     {

@@ -57,6 +57,17 @@ public class LoadOptionsTests
     }
 
     [Fact]
+    public void RoundsAndWarmupAreBounded()
+    {
+        Assert.Throws<UsageException>(() => new LoadOptions { Rounds = 0 }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { Rounds = 3, KillSilos = true, Local = true }.Validate());
+        Assert.Throws<UsageException>(() => new LoadOptions { Warmup = TimeSpan.FromHours(2) }.Validate());
+        Assert.Equal(TimeSpan.FromSeconds(12), new LoadOptions { Compare = true }.EffectiveWarmup);
+        Assert.Equal(TimeSpan.Zero, new LoadOptions().EffectiveWarmup);
+        new LoadOptions { Compare = true, Rounds = 3 }.Validate();
+    }
+
+    [Fact]
     public void ChaosPacingParsesAsTimeOrWrites()
     {
         Assert.Equal((TimeSpan.FromSeconds(10), (int?)null), LoadOptions.ParseChaosEvery("10s"));

@@ -324,7 +324,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             return;
         }
         var (volume, disk) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
-        VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(volume).GetConfig();
+        VolumeConfig config = await GrainFactory.Volume(volume).GetConfig();
         if (disk < 0 || disk >= config.Disks)
         {
             throw new StorageException(StorageError.OutOfRange, $"volume '{volume}' has no disk {disk}");

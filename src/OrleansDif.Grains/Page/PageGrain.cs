@@ -758,7 +758,7 @@ public sealed class PageGrain(
     /// </summary>
     private async Task Load()
     {
-        VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
+        VolumeConfig config = await GrainFactory.Volume(_volume).GetConfig();
         if (_page < 0 || _page >= config.Pages)
         {
             throw new StorageException(StorageError.OutOfRange, $"page {_page} is outside volume '{_volume}' of {config.Pages} pages");
@@ -768,7 +768,7 @@ public sealed class PageGrain(
         _config = config;
         _lba = lba;
         _disk = diskGrain;
-        _flusher = GrainFactory.GetGrain<IWritebackGrain>(_volume);
+        _flusher = GrainFactory.Flusher(_volume);
         DiskPageRead stored = await diskGrain.LoadPage(lba, claim: true);
         _epoch = stored.Epoch;
         try

@@ -411,7 +411,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
         if (_config is null)
         {
-            VolumeConfig config = await GrainFactory.GetGrain<IVolumeGrain>(_volume).GetConfig();
+            VolumeConfig config = await GrainFactory.Volume(_volume).GetConfig();
             if (_config is null)
             {
                 _config = config;
