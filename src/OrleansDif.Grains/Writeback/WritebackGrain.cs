@@ -39,13 +39,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private readonly double[] _latencies = new double[4096];
     private long _latencyCount;
 
-    // What this activation knows of each page activation (key: page, epoch), to judge a loss exactly.
-    private readonly long _incarnation = Random.Shared.NextInt64(1, long.MaxValue);
-    private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation)> _owed = [];   // acknowledged writes in no landed command
-    private readonly Dictionary<(int Page, long Epoch), long> _written = [];                       // last version that landed on a disk
-    private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];  // disk -> page -> landed, not yet flushed
+    // What this activation knows of each page activation, to judge durability and loss exactly.
+    private readonly DurabilityLedger _ledger = new(Random.Shared.NextInt64(1, long.MaxValue));
     private long _stale, _flushes, _expired, _intentCommits, _redirtied;
-    private readonly HashSet<int> _flushRequested = [];                                          // disks an fsync needs flushed though this activation wrote nothing there
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -58,11 +54,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
         _intentCommits += intentCommits;
-        var key = (page, PageVersion.EpochOf(version));
-        if (!_owed.TryGetValue(key, out var owed) || owed.Generation < generation)
-        {
-            _owed[key] = (version, generation);
-        }
+        _ledger.Registered(page, version, generation);
         _poisoned.Remove(page); // dirty again: written whole since it was poisoned
         _dirty.TryAdd(page, Stopwatch.GetTimestamp());
         if (_dirty.Count > config.DirtyThreshold)
@@ -75,7 +67,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             // Best effort: the write is applied already, so a throttle that outlasts a lease lets the writer go.
             await Task.WhenAny(below, Task.Delay(TimeSpan.FromMilliseconds(config.LeaseMs)));
         }
-        return _incarnation;
+        return _ledger.Incarnation;
     }
 
     public async Task<bool> Evict(int page, WritebackSnapshot snapshot)
@@ -100,40 +92,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             return false;
         }
-        Landed(page, snapshot.Version, snapshot.DirtyGeneration);
-        _durable[page] = Math.Max(_durable.GetValueOrDefault(page), snapshot.Version);
+        _ledger.LandedDurably(page, snapshot.Version, snapshot.DirtyGeneration);
         _dirty.Remove(page);
         return true;
-    }
-
-    private readonly Dictionary<int, long> _durable = [];
-
-    /// <summary>A command carrying <paramref name="version"/> of a page landed: what it owed up to that registration is paid.</summary>
-    private void Landed(int page, long version, long generation)
-    {
-        var key = (page, PageVersion.EpochOf(version));
-        if (_owed.TryGetValue(key, out var owed) && owed.Generation <= generation)
-        {
-            _owed.Remove(key);
-        }
-        _written[key] = Math.Max(_written.GetValueOrDefault(key), version);
-    }
-
-    /// <summary>
-    /// Did the activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk?
-    /// This flusher knows exactly when it is the one that activation registered with: writes owed (in no landed
-    /// command), or a landed version the next activation did not find (a disk cache lost with its silo). Another
-    /// flusher's knowledge died with it: then the answer is yes (conservative).
-    /// </summary>
-    private bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion)
-    {
-        if (flusher != _incarnation)
-        {
-            return true;
-        }
-        bool owed = _owed.Remove((page, epoch));
-        bool short_ = _written.Remove((page, epoch), out long written) && loadedVersion < written;
-        return owed || short_;
     }
 
     /// <summary>
@@ -143,17 +104,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     /// </summary>
     private async Task FlushDisks()
     {
-        var work = _unflushed.Where(kv => kv.Value.Count > 0).Select(kv => (Disk: kv.Key, Pages: kv.Value)).ToList();
-        foreach (var (disk, _) in work)
-        {
-            _unflushed[disk] = [];
-        }
-        foreach (int disk in _flushRequested.Where(d => work.All(w => w.Disk != d)).ToList())
-        {
-            work.Add((disk, []));
-            _unflushed.TryAdd(disk, []);
-        }
-        _flushRequested.Clear();
+        var work = _ledger.TakeFlushWork();
         var results = await Task.WhenAll(work.Select(async w =>
         {
             try
@@ -169,26 +120,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         foreach (var (disk, pages, boot, error) in results)
         {
             _flushes++;
-            foreach (var (page, (version, b)) in pages)
-            {
-                if (boot is null)
-                {
-                    // Not flushed (the disk did not answer): still owed a flush.
-                    var now = _unflushed[disk];
-                    if (!now.TryGetValue(page, out var later) || later.Version < version)
-                    {
-                        now[page] = (version, b);
-                    }
-                }
-                else if (boot == b)
-                {
-                    _durable[page] = Math.Max(_durable.GetValueOrDefault(page), version);
-                }
-                else
-                {
-                    redo.Add((page, version));
-                }
-            }
+            redo.AddRange(_ledger.FlushAnswered(disk, pages, boot));
             if (error is not null)
             {
                 logger.LogWarning(error, "Disk {Disk} of {Volume} could not be flushed; tried again by the next fsync", disk, _volume);
@@ -196,8 +128,6 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
         foreach (var (page, version) in redo)
         {
-            _written.Remove((page, PageVersion.EpochOf(version)));
-            _owed.TryAdd((page, PageVersion.EpochOf(version)), (version, 0));
             try
             {
                 if (await GrainFactory.Page(_volume, page).Redirty(version))
@@ -230,7 +160,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         // each must reach. Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged
         // data that is not durable; pages that reported an earlier activation's intent are judged.
         var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Concat(_lost)
-            .Concat(_owed.Keys.Select(k => k.Page)).Concat(_unflushed.Values.SelectMany(d => d.Keys))
+            .Concat(_ledger.PendingPages)
             .Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
@@ -250,23 +180,22 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (info.LostWrites)
             {
                 judged.Add(page);
-                if (JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion))
+                if (_ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion))
                 {
                     lost.Add(page);
                 }
             }
             _lost.Remove(page);
             // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.
-            foreach (var key in _owed.Keys.Where(k => k.Page == page && k.Epoch != info.Activation).ToList())
+            if (_ledger.DropOwedOfOtherActivations(page, info.Activation))
             {
-                _owed.Remove(key);
                 lost.Add(page);
             }
             if (info.Poisoned)
             {
                 poisoned.Add(page);
             }
-            else if (info.Version > info.LoadedVersion && _durable.GetValueOrDefault(page) < info.Version)
+            else if (info.Version > info.LoadedVersion && _ledger.Durable(page) < info.Version)
             {
                 want[page] = info.Version;
                 activations[page] = info.Activation;
@@ -295,7 +224,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             await Flush(want.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
             await FlushDisks();
             flushed = true;
-            int[] pages = [.. want.Keys.Where(p => _durable.GetValueOrDefault(p) < want[p] || PageVersion.EpochOf(_durable.GetValueOrDefault(p)) != activations[p])];
+            int[] pages = [.. want.Keys.Where(p => _ledger.Durable(p) < want[p] || PageVersion.EpochOf(_ledger.Durable(p)) != activations[p])];
             foreach (int p in want.Keys.Except(pages).ToList())
             {
                 want.Remove(p);
@@ -315,13 +244,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                     lost.Add(pages[i]);
                 }
                 else if (durable[i] == DurableStatus.Durable && !_dirty.ContainsKey(pages[i]) && !_inFlight.ContainsKey(pages[i])
-                         && !_unflushed.Values.Any(d => d.ContainsKey(pages[i])))
+                         && !_ledger.Unflushed(pages[i]))
                 {
                     want.Remove(pages[i]); // written, and every disk flushed since
                 }
                 else if (durable[i] == DurableStatus.NotYet)
                 {
-                    _flushRequested.Add(config.Locate(pages[i]).Disk); // maybe written by an earlier flusher: flush it anyway
+                    _ledger.RequestFlush(config.Locate(pages[i]).Disk); // maybe written by an earlier flusher: flush it anyway
                 }
             }
         }
@@ -487,12 +416,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 // Written back in this page activation, into a disk's cache that the old flusher may not have
                 // flushed: the next fsync flushes that disk, and if the disk came back without its cache since
                 // (another boot), the page is written again.
-                int d = _config!.Locate(pages[i]).Disk;
-                if (!_unflushed.TryGetValue(d, out var pending))
-                {
-                    _unflushed[d] = pending = [];
-                }
-                pending.TryAdd(pages[i], (written.DurableVersion, written.WrittenBoot));
+                _ledger.Adopt(pages[i], _config!.Locate(pages[i]).Disk, written.DurableVersion, written.WrittenBoot);
             }
             if (infos[i] is { } info && info.State == PageState.Clean)
             {
@@ -769,18 +693,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             _pages += n;
             DifMetrics.WritebackPages.Add(n);
-            if (!_unflushed.TryGetValue(disk, out var pending))
-            {
-                _unflushed[disk] = pending = [];
-            }
             for (int i = 0; i < n; i++)
             {
                 WritebackSnapshot s = snapshots[start + i]!;
-                Landed(pages[start + i], s.Version, s.DirtyGeneration);
-                if (!pending.TryGetValue(pages[start + i], out var before) || before.Version <= s.Version)
-                {
-                    pending[pages[start + i]] = (s.Version, result.Boot);
-                }
+                _ledger.Landed(pages[start + i], disk, s.Version, s.DirtyGeneration, result.Boot);
             }
         }
         else if (result.Stale)

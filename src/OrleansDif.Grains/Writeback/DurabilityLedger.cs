@@ -1,0 +1,174 @@
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// What one flusher activation knows of durability, per page activation (page, epoch): the acknowledged writes it
+/// was told of that are in no landed command (<em>owed</em>), the last version that landed on a disk, what landed in
+/// each disk's cache and is not flushed yet, and the version of each page known to be on the medium. A plain class
+/// with no Orleans types: the writeback grain asks it every decision about loss and durability, and it is
+/// unit-tested transition by transition.
+/// </summary>
+public sealed class DurabilityLedger(long incarnation)
+{
+    private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation)> _owed = [];
+    private readonly Dictionary<(int Page, long Epoch), long> _landed = [];
+    private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];
+    private readonly Dictionary<int, long> _durable = [];
+    private readonly HashSet<int> _flushRequested = [];
+
+    /// <summary>This flusher activation, as pages record it in their write intents.</summary>
+    public long Incarnation { get; } = incarnation;
+
+    /// <summary>Pages with anything owed or landed-unflushed: an fsync must cover them.</summary>
+    public IEnumerable<int> PendingPages => _owed.Keys.Select(k => k.Page).Concat(_unflushed.Values.SelectMany(d => d.Keys)).Distinct();
+
+    /// <summary>The version of <paramref name="page"/> known to be on the medium (0: none known).</summary>
+    public long Durable(int page) => _durable.GetValueOrDefault(page);
+
+    /// <summary>Whether a landed version of <paramref name="page"/> still waits for its disk's flush.</summary>
+    public bool Unflushed(int page) => _unflushed.Values.Any(d => d.ContainsKey(page));
+
+    /// <summary>
+    /// A page registered an acknowledged write: <paramref name="version"/> of its activation, its
+    /// <paramref name="generation"/>-th registration. Owed until a command carrying a later registration lands.
+    /// </summary>
+    public void Registered(int page, long version, long generation)
+    {
+        var key = (page, PageVersion.EpochOf(version));
+        if (!_owed.TryGetValue(key, out var owed) || owed.Generation < generation)
+        {
+            _owed[key] = (version, generation);
+        }
+    }
+
+    /// <summary>
+    /// A command carrying <paramref name="version"/> of a page (snapshot of its <paramref name="generation"/>-th
+    /// registration) landed in the cache of <paramref name="disk"/>, activation <paramref name="boot"/>.
+    /// </summary>
+    public void Landed(int page, int disk, long version, long generation, long boot)
+    {
+        Paid(page, version, generation);
+        if (!_unflushed.TryGetValue(disk, out var pending))
+        {
+            _unflushed[disk] = pending = [];
+        }
+        if (!pending.TryGetValue(page, out var before) || before.Version <= version)
+        {
+            pending[page] = (version, boot);
+        }
+    }
+
+    /// <summary>A command carrying <paramref name="version"/> landed and its disk was flushed in one step (eviction).</summary>
+    public void LandedDurably(int page, long version, long generation)
+    {
+        Paid(page, version, generation);
+        Flushed(page, version);
+    }
+
+    private void Paid(int page, long version, long generation)
+    {
+        var key = (page, PageVersion.EpochOf(version));
+        if (_owed.TryGetValue(key, out var owed) && owed.Generation <= generation)
+        {
+            _owed.Remove(key);
+        }
+        _landed[key] = Math.Max(_landed.GetValueOrDefault(key), version);
+    }
+
+    private void Flushed(int page, long version) => _durable[page] = Math.Max(Durable(page), version);
+
+    /// <summary>
+    /// A page written back by another flusher activation, into the cache of <paramref name="disk"/> activation
+    /// <paramref name="boot"/>: the next flush of that disk settles it.
+    /// </summary>
+    public void Adopt(int page, int disk, long version, long boot)
+    {
+        if (!_unflushed.TryGetValue(disk, out var pending))
+        {
+            _unflushed[disk] = pending = [];
+        }
+        pending.TryAdd(page, (version, boot));
+    }
+
+    /// <summary>An fsync needs <paramref name="disk"/> flushed though this activation may have landed nothing there.</summary>
+    public void RequestFlush(int disk) => _flushRequested.Add(disk);
+
+    /// <summary>Takes the disks to flush now, each with the landed versions that flush settles.</summary>
+    public List<(int Disk, Dictionary<int, (long Version, long Boot)> Pages)> TakeFlushWork()
+    {
+        var work = _unflushed.Where(kv => kv.Value.Count > 0).Select(kv => (Disk: kv.Key, Pages: kv.Value)).ToList();
+        foreach (var (disk, _) in work)
+        {
+            _unflushed[disk] = [];
+        }
+        foreach (int disk in _flushRequested.Where(d => work.All(w => w.Disk != d)).ToList())
+        {
+            work.Add((disk, []));
+        }
+        _flushRequested.Clear();
+        return work;
+    }
+
+    /// <summary>
+    /// A flush of <paramref name="disk"/> answered from activation <paramref name="boot"/> (null: it did not answer).
+    /// Returns the pages whose landed version was in a cache the disk lost (another boot): written again if their
+    /// activation still holds them.
+    /// </summary>
+    public List<(int Page, long Version)> FlushAnswered(int disk, Dictionary<int, (long Version, long Boot)> pages, long? boot)
+    {
+        var lost = new List<(int Page, long Version)>();
+        foreach (var (page, (version, landedOn)) in pages)
+        {
+            if (boot is null)
+            {
+                // Not flushed: still owed a flush.
+                if (!_unflushed.TryGetValue(disk, out var now))
+                {
+                    _unflushed[disk] = now = [];
+                }
+                if (!now.TryGetValue(page, out var later) || later.Version < version)
+                {
+                    now[page] = (version, landedOn);
+                }
+            }
+            else if (boot == landedOn)
+            {
+                Flushed(page, version);
+            }
+            else
+            {
+                var key = (page, PageVersion.EpochOf(version));
+                _landed.Remove(key);
+                _owed.TryAdd(key, (version, 0)); // owed again: the page's acknowledged writes are on no disk
+                lost.Add((page, version));
+            }
+        }
+        return lost;
+    }
+
+    /// <summary>
+    /// Did activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk? Exact
+    /// when that activation registered with this flusher activation (<paramref name="flusher"/>): lost if writes
+    /// were owed, or if what landed is more than the next activation found (<paramref name="loadedVersion"/>).
+    /// Another flusher's knowledge died with it: then yes (conservative). Forgets the activation either way.
+    /// </summary>
+    public bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion)
+    {
+        bool owed = _owed.Remove((page, epoch));
+        bool short_ = _landed.Remove((page, epoch), out long landed) && loadedVersion < landed;
+        return flusher != Incarnation || owed || short_;
+    }
+
+    /// <summary>
+    /// Activations of <paramref name="page"/> other than <paramref name="current"/> that left owed writes (and no
+    /// intent to ask about): lost with them. Forgets them; true if there was any.
+    /// </summary>
+    public bool DropOwedOfOtherActivations(int page, long current)
+    {
+        var keys = _owed.Keys.Where(k => k.Page == page && k.Epoch != current).ToList();
+        foreach (var key in keys)
+        {
+            _owed.Remove(key);
+        }
+        return keys.Count > 0;
+    }
+}

@@ -1,0 +1,124 @@
+using OrleansDif.Grains;
+
+namespace OrleansDif.Grains.Tests.Writeback;
+
+/// <summary>The flusher's durability ledger, transition by transition (no cluster).</summary>
+public sealed class DurabilityLedgerTests
+{
+    private const long Me = 77, Other = 88;
+    private static long V(long epoch, long count) => PageVersion.First(epoch) + count;
+
+    [Fact]
+    public void AWriteIsOwedUntilACommandCarryingItLands()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(page: 3, V(5, 1), generation: 1);
+        Assert.Contains(3, ledger.PendingPages);
+        // The activation died before anything landed: its acknowledged write is on no disk.
+        Assert.True(ledger.JudgeLoss(3, epoch: 5, flusher: Me, loadedVersion: 0));
+        Assert.DoesNotContain(3, ledger.PendingPages); // judged once, forgotten
+    }
+
+    [Fact]
+    public void AWriteThatLandedIsNotLostWhenTheNextActivationFindsIt()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 1), 1);
+        ledger.Landed(3, disk: 0, V(5, 2), generation: 1, boot: 1000);
+        Assert.True(ledger.Unflushed(3));
+        // Killed between the disk write and the end of writeback: the next activation loaded V(5,2).
+        Assert.False(ledger.JudgeLoss(3, 5, Me, loadedVersion: V(5, 2)));
+    }
+
+    [Fact]
+    public void ALandedWriteTheNextActivationDidNotFindIsLost()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 1), 1);
+        ledger.Landed(3, 0, V(5, 1), 1, 1000);
+        // The disk's cache went with its silo before a flush: the page came back with what was flushed before.
+        Assert.True(ledger.JudgeLoss(3, 5, Me, loadedVersion: 0));
+    }
+
+    [Fact]
+    public void AWriteRegisteredAfterTheSnapshotStaysOwedWhenTheSnapshotLands()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 1), 1);
+        ledger.Registered(3, V(5, 2), 2);                 // written under writeback (bounce), registered again
+        ledger.Landed(3, 0, V(5, 1), generation: 1, 1000); // the snapshot of registration 1
+        Assert.True(ledger.JudgeLoss(3, 5, Me, loadedVersion: V(5, 1)));
+    }
+
+    [Fact]
+    public void AnotherFlushersActivationIsJudgedConservatively()
+    {
+        var ledger = new DurabilityLedger(Me);
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9)));
+    }
+
+    [Fact]
+    public void AFlushFromTheSameBootMakesDurableAndFromAnotherSendsPagesBack()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(1, V(5, 1), 1);
+        ledger.Registered(2, V(6, 1), 1);
+        ledger.Landed(1, disk: 0, V(5, 1), 1, boot: 1000);
+        ledger.Landed(2, disk: 1, V(6, 1), 1, boot: 2000);
+        var work = ledger.TakeFlushWork();
+        Assert.Equal([0, 1], work.Select(w => w.Disk).Order());
+        Assert.Empty(ledger.FlushAnswered(0, work.Single(w => w.Disk == 0).Pages, boot: 1000));
+        Assert.Equal(V(5, 1), ledger.Durable(1));
+        Assert.False(ledger.Unflushed(1));
+        // Disk 1 answers from a new activation: its cache, with page 2's write, is gone; the write is owed again.
+        Assert.Equal([(2, V(6, 1))], ledger.FlushAnswered(1, work.Single(w => w.Disk == 1).Pages, boot: 2001));
+        Assert.Equal(0, ledger.Durable(2));
+        Assert.Contains(2, ledger.PendingPages);
+    }
+
+    [Fact]
+    public void AFlushThatWasNotAnsweredKeepsItsPagesForTheNext()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Landed(1, 0, V(5, 1), 1, 1000);
+        var work = ledger.TakeFlushWork();
+        Assert.Empty(ledger.FlushAnswered(0, work[0].Pages, boot: null));
+        Assert.True(ledger.Unflushed(1));
+        Assert.Single(ledger.TakeFlushWork());
+    }
+
+    [Fact]
+    public void AFlushCanBeRequestedForADiskWithNothingLandedHere()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.RequestFlush(2);
+        var work = ledger.TakeFlushWork();
+        Assert.Equal(2, Assert.Single(work).Disk);
+        Assert.Empty(work[0].Pages);
+        Assert.Empty(ledger.TakeFlushWork()); // once
+    }
+
+    [Fact]
+    public void AdoptedAndEvictedPages()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Adopt(4, disk: 1, V(5, 3), boot: 1000);  // written back by a flusher that died
+        var work = ledger.TakeFlushWork();
+        Assert.Empty(ledger.FlushAnswered(1, work[0].Pages, 1000));
+        Assert.Equal(V(5, 3), ledger.Durable(4));
+        ledger.Registered(6, V(7, 1), 1);
+        ledger.LandedDurably(6, V(7, 1), 1);            // handed over at deactivation, written and flushed
+        Assert.Equal(V(7, 1), ledger.Durable(6));
+        Assert.DoesNotContain(6, ledger.PendingPages);
+    }
+
+    [Fact]
+    public void OwedWritesOfAnActivationThatLeftNoIntentAreDroppedAsLost()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 1), 1);
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 5));
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 6));
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 6));
+    }
+}
