@@ -34,7 +34,7 @@ internal static class LoadCommand
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
         var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
         var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills (10s), or acknowledged writes between kills (500writes)", DefaultValueFactory = _ => "10s" };
-        var rounds = new Option<int>("--rounds") { Description = "Runs of each policy in rotating order; each reports its median round (1)", DefaultValueFactory = _ => 1 };
+        var rounds = new Option<int?>("--rounds") { Description = "Runs of each policy in rotating order; each reports its median round (3 with --compare, else 1)" };
         var warmup = new Option<string?>("--warmup") { Description = "Unmeasured load before the measured runs, on volumes of their own (default 12s with --compare, else 0s)" };
         var chaosKills = new Option<int>("--chaos-kills") { Description = "Run on past --duration until this many kills and restarts happened and writes were acknowledged after the last (0: kill until the duration ends)" };
         var command = new Command("load", "Drive the cluster with writers, then fsync and verify every acknowledged byte (exit 0 exact, 1 not, 2 bad usage)")
@@ -134,7 +134,7 @@ internal static class LoadCommand
             // Rounds in rotating order (round r starts with the r-th policy), so that no policy always runs first or
             // last on a machine whose speed drifts; each policy's report is its median round by ops/s.
             var rounds = new Dictionary<(WritebackPolicy, bool?), List<LoadReport>>();
-            for (int round = 0; round < options.Rounds; round++)
+            for (int round = 0; round < options.EffectiveRounds; round++)
             {
                 foreach (WritebackPolicy policy in policies.Skip(round % policies.Length).Concat(policies.Take(round % policies.Length)))
                 {
@@ -142,7 +142,7 @@ internal static class LoadCommand
                     {
                         VolumeConfig volume = runner.VolumeFor(policy, tags);
                         string faults = options.Inject.Count == 0 ? "" : $", injecting {string.Join(",", options.Inject.Select(FaultKinds.Name))} every {options.InjectEvery} writes";
-                        string of = options.Rounds > 1 ? $" (round {round + 1}/{options.Rounds})" : "";
+                        string of = options.EffectiveRounds > 1 ? $" (round {round + 1}/{options.EffectiveRounds})" : "";
                         console.MarkupLine($"[bold]{policy.ToString().ToLowerInvariant()}[/]{of}: {options.Workload.ToString().ToLowerInvariant()} workload, {options.Writers} writers, {options.Pages} pages of {Markup.Escape(volume.Id)}, {options.Duration.TotalSeconds:F0} s{faults}");
                         Task<LoadReport> run = runner.RunAsync(policy, ct, tags);
                         await ShowProgressAsync(console, runner, session.Client, volume, options, run);

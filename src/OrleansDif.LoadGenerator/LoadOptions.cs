@@ -76,8 +76,10 @@ public sealed record LoadOptions
     /// </summary>
     public TimeSpan? Warmup { get; init; }
 
-    /// <summary>Runs of each policy, in rotating order; each policy reports its median round.</summary>
-    public int Rounds { get; init; } = 1;
+    /// <summary>Runs of each policy, in rotating order; each policy reports its median round. Null: 3 with --compare, else 1.</summary>
+    public int? Rounds { get; init; }
+
+    public int EffectiveRounds => Rounds ?? (Compare && Inject.Count == 0 && !KillSilos ? 3 : 1);
 
     public TimeSpan EffectiveWarmup => Warmup ?? (Compare && Inject.Count == 0 && !KillSilos ? TimeSpan.FromSeconds(12) : TimeSpan.Zero);
     public int Seed { get; init; } = 1;
@@ -199,7 +201,7 @@ public sealed record LoadOptions
         {
             throw new UsageException($"--fsync-every {FsyncEvery} must not be negative");
         }
-        if (Rounds is < 1 or > 100)
+        if (Rounds is int r && r is < 1 or > 100)
         {
             throw new UsageException($"--rounds {Rounds} must be 1..100");
         }

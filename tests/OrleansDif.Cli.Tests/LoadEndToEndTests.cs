@@ -54,7 +54,7 @@ public sealed class LoadEndToEndTests : IDisposable
         string chart = Path.Combine(_dir, "report.png");
         var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--compare",
             "--pages", "16", "--writers", "8", "--duration", "3s", "--mix", "write=80,store=10,read=10",
-            "--fsync-every", "50", "--seed", "7", "--warmup", "1s", "--json", json, "--chart", chart);
+            "--fsync-every", "50", "--seed", "7", "--warmup", "1s", "--rounds", "1", "--json", json, "--chart", chart);
         string siloLog = Path.Combine(_dir, "data", "silos.log");
         Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
         byte[] png = File.ReadAllBytes(chart);

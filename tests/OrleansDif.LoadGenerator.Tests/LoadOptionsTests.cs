@@ -65,6 +65,8 @@ public class LoadOptionsTests
         Assert.Equal(TimeSpan.FromSeconds(12), new LoadOptions { Compare = true }.EffectiveWarmup);
         Assert.Equal(TimeSpan.Zero, new LoadOptions().EffectiveWarmup);
         new LoadOptions { Compare = true, Rounds = 3 }.Validate();
+        Assert.Equal(3, new LoadOptions { Compare = true }.EffectiveRounds);
+        Assert.Equal(1, new LoadOptions().EffectiveRounds);
     }
 
     [Fact]
