@@ -344,30 +344,25 @@ public class SiloLossTests(ClusterFixture fixture)
         TestCluster cluster = fixture.Cluster;
         string primary = cluster.Primary!.SiloAddress.ToString();
         // The page on a secondary silo; its flusher and its disk elsewhere (they survive and know what landed).
-        VolumeConfig? v = null;
-        SiloHandle? victim = null;
-        int page = -1;
-        for (int attempt = 0; attempt < 30 && victim is null; attempt++)
+        var (v, (page, victimAddress)) = await FirstVolumeWhere(async candidate =>
         {
-            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
-            await _grains.Flusher(candidate).GetStats();
             string flusherSilo = await FlusherSilo(candidate);
-            for (int p = 0; p < candidate.Pages && victim is null; p++)
+            for (int p = 0; p < candidate.Pages; p++)
             {
                 string pageSilo = (await _grains.Page(candidate, p).GetInfo()).Silo;
                 string diskSilo = (await _grains.Disk(candidate, candidate.Locate(p).Disk).GetStats()).Silo;
                 if (pageSilo != primary && pageSilo != flusherSilo && pageSilo != diskSilo)
                 {
-                    (v, page) = (candidate, p);
-                    victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == pageSilo);
+                    return (p, pageSilo);
                 }
             }
-        }
-        Assert.NotNull(victim);
+            return ((int, string)?)null;
+        });
+        SiloHandle victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == victimAddress);
         byte[] data = TestVolumes.Pattern(9100);
-        WriteResult w = await _grains.Page(v!, page).Write(0, data, false);
+        WriteResult w = await _grains.Page(v, page).Write(0, data, false);
 
-        StepHooks.Gate landed = StepHooks.Arm(v!.Id, StepHooks.CommandLanded);
+        StepHooks.Gate landed = StepHooks.Arm(v.Id, StepHooks.CommandLanded);
         Task<FsyncResult> fsync = _grains.Flusher(v).Fsync(0, v.Pages);
         await landed.Reached.Within();           // on the disk (its cache); the page not yet told
         await cluster.KillSiloAsync(victim);
@@ -406,16 +401,10 @@ public class SiloLossTests(ClusterFixture fixture)
         string primary = cluster.Primary!.SiloAddress.ToString();
         // A disk on a secondary silo; pages of that disk living elsewhere (their memory survives) and a flusher
         // elsewhere too.
-        VolumeConfig? v = null;
-        SiloHandle? victim = null;
-        int disk = -1;
-        List<int> pages = [];
-        for (int attempt = 0; attempt < 30 && victim is null; attempt++)
+        var (v, (disk, pages, victimAddress)) = await FirstVolumeWhere(async candidate =>
         {
-            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
-            await _grains.Flusher(candidate).GetStats();
             string flusherSilo = await FlusherSilo(candidate);
-            for (int d = 0; d < candidate.Disks && victim is null; d++)
+            for (int d = 0; d < candidate.Disks; d++)
             {
                 string diskSilo = (await _grains.Disk(candidate, d).GetStats()).Silo;
                 if (diskSilo == primary || diskSilo == flusherSilo)
@@ -432,12 +421,12 @@ public class SiloLossTests(ClusterFixture fixture)
                 }
                 if (found.Count == 4)
                 {
-                    (v, disk, pages) = (candidate, d, found);
-                    victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == diskSilo);
+                    return (d, found, diskSilo);
                 }
             }
-        }
-        Assert.NotNull(victim);
+            return ((int, List<int>, string)?)null;
+        });
+        SiloHandle victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == victimAddress);
         // Two pages written and synced (flushed); two written back into the disk's cache only (not flushed).
         byte[][] content = [.. pages.Select(p => TestVolumes.Pattern(9200 + p))];
         for (int i = 0; i < 2; i++)
@@ -478,6 +467,24 @@ public class SiloLossTests(ClusterFixture fixture)
         Assert.True((await _grains.Disk(v, disk).Flush()) != 0);
         Assert.True(OrleansDif.Protection.Scrubber.Scrub(image).Clean);
         await RestoreSilos(cluster);
+    }
+
+    /// <summary>
+    /// Creates volumes until one has the placement a test needs (<paramref name="probe"/> finds it, or null):
+    /// placement is Orleans', so a test looks for it rather than assuming it.
+    /// </summary>
+    private async Task<(VolumeConfig Volume, T Found)> FirstVolumeWhere<T>(Func<VolumeConfig, Task<T?>> probe) where T : struct
+    {
+        for (int attempt = 0; attempt < 30; attempt++)
+        {
+            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+            await _grains.Flusher(candidate).GetStats(); // activates it, so that its silo can be told
+            if (await probe(candidate) is T found)
+            {
+                return (candidate, found);
+            }
+        }
+        throw new Xunit.Sdk.XunitException("no volume with the placement this test needs in 30 tries");
     }
 
     /// <summary>Brings the cluster back to its three silos for the next test.</summary>
