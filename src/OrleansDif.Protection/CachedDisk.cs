@@ -209,17 +209,12 @@ public sealed class CachedDisk : IDisposable
     {
         lock (_gate)
         {
-            ClaimLocked(lba, floor);
-        }
-    }
-
-    private void ClaimLocked(long lba, long floor)
-    {
-        long slot = SlotOf(lba);
-        if (floor > _floor[slot])
-        {
-            _floor[slot] = floor;
-            _fenceDirty.Add(slot);
+            long slot = SlotOf(lba);
+            if (floor > _floor[slot])
+            {
+                _floor[slot] = floor;
+                _fenceDirty.Add(slot);
+            }
         }
     }
 
@@ -231,44 +226,47 @@ public sealed class CachedDisk : IDisposable
     {
         lock (_gate)
         {
-            return WritePagesLocked(lba, data, pi, versions);
-        }
-    }
-
-    private FencedWrite WritePagesLocked(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
-    {
-        long first = SlotOf(lba);
-        if (lba % _slotSectors != 0 || versions.Length * _slotSectors * _image.Format.DataSize != data.Length)
-        {
-            throw new DifArgumentException(DifError.NotWholeSectors, $"a page write must cover whole slots of {_slotSectors} sectors, one version each");
-        }
-        for (int i = 0; i < versions.Length; i++)
-        {
-            if (versions[i] < _held[first + i] || versions[i] < _floor[first + i])
+            if (versions.Length * _slotSectors * _image.Format.DataSize != data.Length)
             {
-                return FencedWrite.Stale;
+                throw new DifArgumentException(DifError.NotWholeSectors, $"a page write must cover whole slots of {_slotSectors} sectors, one version each");
             }
+            FencedWrite fenced = RecordPages(lba, versions);
+            if (fenced == FencedWrite.Accepted)
+            {
+                Write(lba, data, pi);
+            }
+            return fenced;
         }
-        Write(lba, data, pi);
-        for (int i = 0; i < versions.Length; i++)
-        {
-            _held[first + i] = versions[i];
-            _fenceDirty.Add(first + i);
-        }
-        return FencedWrite.Accepted;
     }
 
-    /// <summary>Marks the slot of <paramref name="lba"/> as holding <paramref name="version"/> without writing data (a lost write's controller record).</summary>
-    public void RecordVersions(long lba, ReadOnlySpan<long> versions)
+    /// <summary>
+    /// The fence of a page command, alone: refused whole (<see cref="FencedWrite.Stale"/>) when any page is older
+    /// than what its slot holds or its floor; otherwise the slots' versions advance. <see cref="WritePages"/> then
+    /// caches the data; a faulty medium (fault injection) records the command without it, as a controller that
+    /// acknowledged a write it lost.
+    /// </summary>
+    public FencedWrite RecordPages(long lba, ReadOnlySpan<long> versions)
     {
         lock (_gate)
         {
             long first = SlotOf(lba);
+            if (lba % _slotSectors != 0 || first + versions.Length > _held.Length)
+            {
+                throw new DifArgumentException(DifError.NotWholeSectors, $"a page write must cover whole slots of {_slotSectors} sectors, one version each");
+            }
             for (int i = 0; i < versions.Length; i++)
             {
-                _held[first + i] = Math.Max(_held[first + i], versions[i]);
+                if (versions[i] < _held[first + i] || versions[i] < _floor[first + i])
+                {
+                    return FencedWrite.Stale;
+                }
+            }
+            for (int i = 0; i < versions.Length; i++)
+            {
+                _held[first + i] = versions[i];
                 _fenceDirty.Add(first + i);
             }
+            return FencedWrite.Accepted;
         }
     }
 
@@ -281,11 +279,7 @@ public sealed class CachedDisk : IDisposable
         byte[] raw = System.Buffers.ArrayPool<byte>.Shared.Rent(count * block);
         try
         {
-            for (int i = 0; i < count; i++)
-            {
-                data.Slice(i * size, size).CopyTo(raw.AsSpan(i * block));
-                pi.Slice(i * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(i * block + size));
-            }
+            _image.Format.Interleave(count, data, pi, raw);
             WriteRaw(lba, raw.AsSpan(0, count * block));
         }
         finally
@@ -299,29 +293,24 @@ public sealed class CachedDisk : IDisposable
     {
         lock (_gate)
         {
-            WriteRawLocked(lba, blocks);
+            int block = _image.Format.BlockSize;
+            int count = blocks.Length / block;
+            CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+            long sector = lba;
+            int done = 0;
+            while (done < count)
+            {
+                long slot = sector / _slotSectors;
+                int within = (int)(sector % _slotSectors);
+                int n = Math.Min(count - done, _slotSectors - within);
+                byte[] next = n == _slotSectors ? new byte[_slotBytes] : SlotCopy(slot);
+                blocks.Slice(done * block, n * block).CopyTo(next.AsSpan(within * block));
+                _cache[slot] = next;
+                done += n;
+                sector += n;
+            }
+            _writeGeneration++;
         }
-    }
-
-    private void WriteRawLocked(long lba, ReadOnlySpan<byte> blocks)
-    {
-        int block = _image.Format.BlockSize;
-        int count = blocks.Length / block;
-        CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
-        long sector = lba;
-        int done = 0;
-        while (done < count)
-        {
-            long slot = sector / _slotSectors;
-            int within = (int)(sector % _slotSectors);
-            int n = Math.Min(count - done, _slotSectors - within);
-            byte[] next = n == _slotSectors ? new byte[_slotBytes] : SlotCopy(slot);
-            blocks.Slice(done * block, n * block).CopyTo(next.AsSpan(within * block));
-            _cache[slot] = next;
-            done += n;
-            sector += n;
-        }
-        _writeGeneration++;
     }
 
     /// <summary>Reads sectors as the disk holds them now: the image, overlaid with the cache.</summary>
@@ -330,12 +319,15 @@ public sealed class CachedDisk : IDisposable
         int size = _image.Format.DataSize;
         int count = CheckCommand(lba, data.Length / size, data.Length, pi.Length);
         int block = _image.Format.BlockSize;
-        byte[] raw = new byte[count * block];
-        ReadRaw(lba, raw);
-        for (int i = 0; i < count; i++)
+        byte[] raw = System.Buffers.ArrayPool<byte>.Shared.Rent(count * block);
+        try
         {
-            raw.AsSpan(i * block, size).CopyTo(data.Slice(i * size));
-            raw.AsSpan(i * block + size, PiTuple.Size).CopyTo(pi.Slice(i * PiTuple.Size));
+            ReadRaw(lba, raw.AsSpan(0, count * block));
+            _image.Format.Split(count, raw, data, pi);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(raw);
         }
     }
 
@@ -344,30 +336,25 @@ public sealed class CachedDisk : IDisposable
     {
         lock (_gate)
         {
-            ReadRawLocked(lba, blocks);
-        }
-    }
-
-    private void ReadRawLocked(long lba, Span<byte> blocks)
-    {
-        int block = _image.Format.BlockSize;
-        int count = blocks.Length / block;
-        CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
-        _image.ReadRaw(lba, blocks);
-        if (_cache.Count == 0)
-        {
-            return;
-        }
-        for (long slot = lba / _slotSectors; slot <= (lba + count - 1) / _slotSectors; slot++)
-        {
-            if (!_cache.TryGetValue(slot, out byte[]? cached))
+            int block = _image.Format.BlockSize;
+            int count = blocks.Length / block;
+            CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+            _image.ReadRaw(lba, blocks);
+            if (_cache.Count == 0)
             {
-                continue;
+                return;
             }
-            long from = Math.Max(lba, slot * _slotSectors);
-            long to = Math.Min(lba + count, (slot + 1) * _slotSectors);
-            cached.AsSpan((int)(from - slot * _slotSectors) * block, (int)(to - from) * block)
-                .CopyTo(blocks.Slice((int)(from - lba) * block));
+            for (long slot = lba / _slotSectors; slot <= (lba + count - 1) / _slotSectors; slot++)
+            {
+                if (!_cache.TryGetValue(slot, out byte[]? cached))
+                {
+                    continue;
+                }
+                long from = Math.Max(lba, slot * _slotSectors);
+                long to = Math.Min(lba + count, (slot + 1) * _slotSectors);
+                cached.AsSpan((int)(from - slot * _slotSectors) * block, (int)(to - from) * block)
+                    .CopyTo(blocks.Slice((int)(from - lba) * block));
+            }
         }
     }
 

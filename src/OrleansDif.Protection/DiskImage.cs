@@ -177,11 +177,7 @@ public sealed class DiskImage : IDisposable
         {
             Span<byte> raw = buffer.AsSpan(0, count * block);
             ReadRaw(lba, raw);
-            for (int i = 0; i < count; i++)
-            {
-                raw.Slice(i * block, Format.DataSize).CopyTo(data.Slice(i * Format.DataSize));
-                raw.Slice(i * block + Format.DataSize, PiTuple.Size).CopyTo(pi.Slice(i * PiTuple.Size));
-            }
+            Format.Split(count, raw, data, pi);
         }
         finally
         {
@@ -198,11 +194,7 @@ public sealed class DiskImage : IDisposable
         try
         {
             Span<byte> raw = buffer.AsSpan(0, count * block);
-            for (int i = 0; i < count; i++)
-            {
-                data.Slice(i * Format.DataSize, Format.DataSize).CopyTo(raw.Slice(i * block));
-                pi.Slice(i * PiTuple.Size, PiTuple.Size).CopyTo(raw.Slice(i * block + Format.DataSize));
-            }
+            Format.Interleave(count, data, pi, raw);
             WriteRaw(lba, raw);
         }
         finally

@@ -64,6 +64,26 @@ public readonly record struct SectorFormat
         return dataBytes / DataSize;
     }
 
+    /// <summary>Lays <paramref name="count"/> sectors of separate data and PI out as on the medium: data, then tuple.</summary>
+    public void Interleave(int count, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, Span<byte> blocks)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            data.Slice(i * DataSize, DataSize).CopyTo(blocks.Slice(i * BlockSize));
+            pi.Slice(i * PiTuple.Size, PiTuple.Size).CopyTo(blocks.Slice(i * BlockSize + DataSize));
+        }
+    }
+
+    /// <summary>The reverse of <see cref="Interleave"/>: <paramref name="count"/> blocks into separate data and PI.</summary>
+    public void Split(int count, ReadOnlySpan<byte> blocks, Span<byte> data, Span<byte> pi)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            blocks.Slice(i * BlockSize, DataSize).CopyTo(data.Slice(i * DataSize));
+            blocks.Slice(i * BlockSize + DataSize, PiTuple.Size).CopyTo(pi.Slice(i * PiTuple.Size));
+        }
+    }
+
     public override string ToString() => $"{DataSize}+8";
 }
 

@@ -153,13 +153,10 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         {
             FaultKind fault = _pendingFaults[pending].Kind;
             _pendingFaults.RemoveAt(pending);
-            if (versions is not null)
+            // The same fence as any page command; the controller's record says written, whatever reaches the medium.
+            if (versions is not null && disk.RecordPages(lba, versions) == FencedWrite.Stale)
             {
-                if (versions.Any(v => v < disk.HeldVersion(lba)))
-                {
-                    return Stale();
-                }
-                disk.RecordVersions(lba, versions); // the controller's record says written, whatever reached the medium
+                return Stale();
             }
             PersistFaulty(fault, lba, count, data!, pi!);
             return new DiskWriteResult(true, null, false, disk.Boot); // acknowledged, whatever reached the medium

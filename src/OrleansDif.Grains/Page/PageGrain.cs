@@ -368,22 +368,16 @@ public sealed class PageGrain(
     public async Task<DurableStatus> CheckDurable(long version, long activation)
     {
         await EnsureLoaded();
-        if (activation != _epoch)
+        // Written by an earlier activation: on the disk only if this one found it there when it loaded, else lost.
+        // Written by this one: written back when the writeback ended, else not yet.
+        bool earlier = activation != _epoch;
+        if ((earlier ? _loadedVersion : _durableVersion) < version)
         {
-            // Written by an earlier activation: lost unless this one found it on its disk when it loaded; durable
-            // only once it is on the medium, not just in the disk's cache (the fsync flushes and asks again).
-            if (_loadedVersion < version)
-            {
-                return DurableStatus.Lost;
-            }
-            return await _disk.FlushedVersion(_lba) >= version ? DurableStatus.Durable : DurableStatus.NotYet;
+            return earlier ? DurableStatus.Lost : DurableStatus.NotYet;
         }
-        if (_durableVersion < version)
-        {
-            return DurableStatus.NotYet;
-        }
-        // Written back; durable once the medium has it. The disk says, not the flusher that wrote it: after a silo
-        // loss that flusher may be another activation than the one asking.
+        // Durable only once the medium has it, not just the disk's cache; the disk says, not the flusher that wrote
+        // it (after a silo loss that may be another activation than the one asking). Not yet: the fsync flushes and
+        // asks again.
         return await _disk.FlushedVersion(_lba) >= version ? DurableStatus.Durable : DurableStatus.NotYet;
     }
 
@@ -472,34 +466,18 @@ public sealed class PageGrain(
     /// finds an earlier activation's intent asks the flusher whether that activation died holding acknowledged
     /// writes, and the flusher that was told of them can say exactly.
     /// </summary>
-    private Task EnsureIntent(long flusher)
-    {
-        if (intent.State.Epoch == _epoch && intent.State.Flusher == flusher)
-        {
-            return _intentWrite;
-        }
-        if (!_intentWrite.IsCompleted)
-        {
-            return AfterPrevious(_intentWrite, flusher);
-        }
-        return _intentWrite = WriteIntent(_epoch, flusher);
+    private Task EnsureIntent(long flusher) => intent.State.Epoch == _epoch && intent.State.Flusher == flusher
+        ? _intentWrite
+        : SetIntent(_epoch, flusher);
 
-        async Task AfterPrevious(Task previous, long f)
-        {
-            try
-            {
-                await previous;
-            }
-            catch (Exception)
-            {
-                // tried again below
-            }
-            await EnsureIntent(f);
-        }
-    }
+    /// <summary>Clears the intent.</summary>
+    private Task ClearIntent() => SetIntent(0, 0);
 
-    /// <summary>Clears the intent, after every intent write under way (one writer of the state at a time).</summary>
-    private Task ClearIntent()
+    /// <summary>
+    /// Makes the persistent intent (<paramref name="epoch"/>, <paramref name="flusher"/>) after every intent write
+    /// under way (one writer of the state at a time), writing only if it is not that already when its turn comes.
+    /// </summary>
+    private Task SetIntent(long epoch, long flusher)
     {
         Task previous = _intentWrite;
         return _intentWrite = After(previous);
@@ -514,9 +492,9 @@ public sealed class PageGrain(
             {
                 // that write failed on its own; this one is tried regardless
             }
-            if (intent.State.Epoch != 0 || intent.State.Flusher != 0)
+            if (intent.State.Epoch != epoch || intent.State.Flusher != flusher)
             {
-                await WriteIntent(0, 0);
+                await WriteIntent(epoch, flusher);
             }
         }
     }
@@ -866,12 +844,16 @@ public sealed class PageGrain(
         {
             return;
         }
+        if (_poisoned)
+        {
+            return; // never written back: the flusher reports it, and the intent stays for the next activation
+        }
         try
         {
-            // Under writeback too, changed or not: once this activation is gone the writeback's end reaches a new one
-            // (refused as stale), and the command under way may yet be refused by the new activation's claim.
-            bool changed = _state != PageState.Clean;
-            if (changed && !_poisoned)
+            // Dirty, or under writeback (changed or not: once this activation is gone the writeback's end reaches a
+            // new one, refused as stale, and the command under way may yet be refused by the new activation's claim).
+            bool evicted = false;
+            if (_state != PageState.Clean)
             {
                 var snapshot = new WritebackSnapshot(BeginStatus.Started, Guid.Empty, _version, _content, (ushort[])_tags.Clone(), _validTags, false, _dirtyGen);
                 if (!await _flusher.Evict(_page, snapshot))
@@ -880,20 +862,19 @@ public sealed class PageGrain(
                     return;
                 }
                 _state = PageState.Clean;
+                evicted = true;
                 DifMetrics.DirtyPages.Add(-1);
                 DifMetrics.EvictionWrites.Add(1);
                 await StepHooks.PassAsync(_volume, StepHooks.PageEvicted);
             }
-            else if (_state != PageState.Clean || _poisoned)
-            {
-                return; // under writeback with nothing newer, or poisoned: the flusher still owns it
-            }
-            else
-            {
-                await _disk.Flush();
-            }
             if (intent.State.Epoch == _epoch && _staleIntent is null)
             {
+                // This activation wrote: everything it wrote back must be on the medium before the intent goes (the
+                // hand-over above flushed already).
+                if (!evicted)
+                {
+                    await _disk.Flush();
+                }
                 await ClearIntent();
             }
             await StepHooks.PassAsync(_volume, StepHooks.PageDeactivated);

@@ -75,11 +75,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
         var (disk, lba) = config.Locate(page);
-        int spp = config.SectorsPerPage;
-        byte[] pi = new byte[spp * PiTuple.Size];
-        ushort[] tags = new ushort[spp];
-        GuardTags.Resolve(snapshot.Content, config.SectorSize, snapshot.Tags, snapshot.ValidTags, tags);
-        _scheme.WriteTuples(tags, pi, lba, config.AppTagFor(snapshot.Version));
+        byte[] pi = new byte[config.SectorsPerPage * PiTuple.Size];
+        PageTuples(snapshot.Content, snapshot, snapshot.ValidTags, pi, lba, new ushort[config.SectorsPerPage]);
         IDiskGrain grain = GrainFactory.Disk(_volume, disk);
         DiskWriteResult result = await grain.WritePages(lba, snapshot.Content, pi, [snapshot.Version]);
         if (!result.Accepted)
@@ -616,7 +613,6 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         ushort[] tags = new ushort[spp];
         long lba = config.Locate(pages[start]).Lba;
         bool unstable = config.Policy == WritebackPolicy.Unstable;
-        long computed = 0, reused = 0;
         for (int i = 0; i < n; i++)
         {
             WritebackSnapshot s = snapshots[start + i]!;
@@ -628,15 +624,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
             // stable pages to trust a cache with: it computes every tag from this read of the page.
-            int fresh = GuardTags.Resolve(pageData, size, s.Tags, unstable ? 0 : s.ValidTags, tags);
-            computed += fresh;
-            reused += spp - fresh;
-            _scheme.WriteTuples(tags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, config.AppTagFor(s.Version));
+            PageTuples(pageData, s, unstable ? 0 : s.ValidTags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, tags);
         }
-        _crcComputed += computed;
-        _crcReused += reused;
-        DifMetrics.TagsComputed.Add(computed);
-        DifMetrics.TagsReused.Add(reused);
         if (unstable)
         {
             // The 2010 bug: the controller reads (DMA) the page again later, while writers went on.
@@ -741,6 +730,22 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 _dirty.TryAdd(pages[start + i], Stopwatch.GetTimestamp());
             }
         }
+    }
+
+    /// <summary>
+    /// The PI tuples of one page of a command: guard tags from the copy-in cache where <paramref name="validTags"/>
+    /// trusts them, computed over <paramref name="content"/> elsewhere (counted), the page's version in the
+    /// application tag.
+    /// </summary>
+    private void PageTuples(ReadOnlySpan<byte> content, WritebackSnapshot page, ulong validTags, Span<byte> pi, long lba, ushort[] tags)
+    {
+        VolumeConfig config = _config!;
+        int fresh = GuardTags.Resolve(content, config.SectorSize, page.Tags, validTags, tags);
+        _crcComputed += fresh;
+        _crcReused += config.SectorsPerPage - fresh;
+        DifMetrics.TagsComputed.Add(fresh);
+        DifMetrics.TagsReused.Add(config.SectorsPerPage - fresh);
+        _scheme.WriteTuples(tags, pi, lba, config.AppTagFor(page.Version));
     }
 
     private static void CheckPage(VolumeConfig config, int first, int count)
