@@ -612,7 +612,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         byte[] pi = new byte[n * spp * PiTuple.Size];
         ushort[] tags = new ushort[spp];
         long lba = config.Locate(pages[start]).Lba;
-        bool unstable = config.Policy == WritebackPolicy.Unstable;
+        IWritebackPolicy policy = WritebackPolicies.For(config.Policy);
         for (int i = 0; i < n; i++)
         {
             WritebackSnapshot s = snapshots[start + i]!;
@@ -624,9 +624,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
             // stable pages to trust a cache with: it computes every tag from this read of the page.
-            PageTuples(pageData, s, unstable ? 0 : s.ValidTags, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, tags);
+            PageTuples(pageData, s, policy.ReusesCachedTags ? s.ValidTags : 0, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, tags);
         }
-        if (unstable)
+        if (policy.ReadsAgainAtTransfer)
         {
             // The 2010 bug: the controller reads (DMA) the page again later, while writers went on.
             await StepHooks.PassAsync(_volume, StepHooks.BeforeTransfer);
