@@ -19,14 +19,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     private string _volume = "";
     private VolumeConfig? _config;
-    private ProtectionScheme _scheme = null!;
-    private readonly Dictionary<int, long> _dirty = [];            // page -> when it was marked dirty (timestamp)
-    private readonly Dictionary<int, Task> _inFlight = [];         // page -> the writeback run it is in
+    private CommandBuilder _builder = null!;
+    private readonly DirtySet _dirty = new();                      // dirty pages (since when, in Stopwatch ticks) and runs in flight
     private IGrainTimer? _timer;
     private bool _flushingAged;
     private TaskCompletionSource? _belowThreshold;
 
-    private long _pages, _commands, _crcComputed, _crcReused, _retries, _bounceCopies, _throttled;
+    private long _pages, _commands, _retries, _throttled;
     private CheckCounts _rejected;
     private int _transitFlips;
     private readonly List<int> _transitTargets = [];
@@ -56,8 +55,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         _intentCommits += intentCommits;
         _ledger.Registered(page, version, generation);
         _poisoned.Remove(page); // dirty again: written whole since it was poisoned
-        _dirty.TryAdd(page, Stopwatch.GetTimestamp());
-        if (_dirty.Count > config.DirtyThreshold)
+        _dirty.MarkDirty(page, Stopwatch.GetTimestamp());
+        if (_dirty.DirtyCount > config.DirtyThreshold)
         {
             // Too many dirty pages: start writing the oldest back and hold this writer until below the threshold.
             _throttled++;
@@ -75,8 +74,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
         var (disk, lba) = config.Locate(page);
-        byte[] pi = new byte[config.SectorsPerPage * PiTuple.Size];
-        PageTuples(snapshot.Content, snapshot, snapshot.ValidTags, pi, lba, new ushort[config.SectorsPerPage]);
+        byte[] pi = _builder.EvictionTuples(snapshot, lba);
         IDiskGrain grain = GrainFactory.Disk(_volume, disk);
         DiskWriteResult result = await grain.WritePages(lba, snapshot.Content, pi, [snapshot.Version]);
         if (!result.Accepted)
@@ -130,13 +128,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 if (await GrainFactory.Page(_volume, page).Redirty(version))
                 {
                     _redirtied++;
-                    _dirty.TryAdd(page, Stopwatch.GetTimestamp());
+                    _dirty.MarkDirty(page, Stopwatch.GetTimestamp());
                 }
             }
             catch (Exception e)
             {
                 logger.LogWarning(e, "Page {Page} of {Volume} could not be dirtied again after its disk lost its cache", page, _volume);
-                _dirty.TryAdd(page, Stopwatch.GetTimestamp());
+                _dirty.MarkDirty(page, Stopwatch.GetTimestamp());
             }
         }
     }
@@ -156,7 +154,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         // Every page dirtied before this call is dirty, in flight, owed or landed-unflushed now; note the version
         // each must reach. Poisoned pages are not dirty in the flusher's eyes any more, but they hold acknowledged
         // data that is not durable; pages that reported an earlier activation's intent are judged.
-        var targets = _dirty.Keys.Concat(_inFlight.Keys).Concat(_poisoned).Concat(_lost)
+        var targets = _dirty.Dirty.Concat(_dirty.InFlight).Concat(_poisoned).Concat(_lost)
             .Concat(_ledger.PendingPages)
             .Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
@@ -165,50 +163,43 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
         // Asking each page activates the ones that went with a silo: they load, find the intent and say so.
         PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
-        var want = new Dictionary<int, long>();
-        var activations = new Dictionary<int, long>();
-        var poisoned = new SortedSet<int>(targets.Where(p => _poisoned.Contains(p)));
-        var lost = new SortedSet<int>();
-        var judged = new List<int>();
+        var plan = new FsyncPlan(targets.Count);
         for (int i = 0; i < targets.Count; i++)
         {
             int page = targets[i];
             PageInfo info = infos[i];
             if (info.LostWrites)
             {
-                judged.Add(page);
+                plan.Judged(page);
                 if (_ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion))
                 {
-                    lost.Add(page);
+                    plan.Lost(page);
                 }
             }
             _lost.Remove(page);
             // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.
             if (_ledger.DropOwedOfOtherActivations(page, info.Activation))
             {
-                lost.Add(page);
+                plan.Lost(page);
             }
-            if (info.Poisoned)
+            if (info.Poisoned || _poisoned.Contains(page))
             {
-                poisoned.Add(page);
+                plan.Poisoned(page);
             }
             else if (info.Version > info.LoadedVersion && _ledger.Durable(page) < info.Version)
             {
-                want[page] = info.Version;
-                activations[page] = info.Activation;
+                plan.Want(page, info.Version, info.Activation);
             }
         }
         // Rounds until everything is durable: write back, flush the disks, check. Bounded in time by two leases (a
         // writeback whose flusher died ends when its lease expires) and in rounds.
         long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (2L * config.LeaseMs + 5_000) / 1000;
         bool flushed = false;
-        for (int round = 0; round < MaxFsyncRounds * 10 && (want.Count > 0 || !flushed) && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
+        for (int round = 0; round < MaxFsyncRounds * 10 && (!plan.Done || !flushed) && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
         {
-            foreach (int p in want.Keys.Where(_poisoned.Contains).ToList())
+            foreach (int p in plan.Waiting.Where(_poisoned.Contains).ToList())
             {
-                // Found poisoned by its writeback: it will never be durable; report it instead of retrying.
-                want.Remove(p);
-                poisoned.Add(p);
+                plan.Poisoned(p); // found poisoned by its writeback: it will never be durable; reported, not retried
             }
             if (round > 1)
             {
@@ -216,66 +207,50 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 await Task.Delay(Math.Min(50, round * 2));
             }
             // Wait for writebacks already under way (they may carry an older version), then write the rest.
-            Task[] running = want.Keys.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct().ToArray();
-            await Task.WhenAll(running);
-            await Flush(want.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
+            await Task.WhenAll(_dirty.RunsCarrying(plan.Waiting));
+            await Flush(plan.Waiting.Where(p => !_dirty.IsInFlight(p)).ToList());
             await FlushDisks();
             flushed = true;
-            int[] pages = [.. want.Keys.Where(p => _ledger.Durable(p) < want[p] || PageVersion.EpochOf(_ledger.Durable(p)) != activations[p])];
-            foreach (int p in want.Keys.Except(pages).ToList())
+            foreach (int p in plan.Waiting.ToList())
             {
-                want.Remove(p);
+                if (_ledger.Durable(p) >= plan.VersionOf(p) && PageVersion.EpochOf(_ledger.Durable(p)) == plan.ActivationOf(p))
+                {
+                    plan.Durable(p); // this flusher wrote it and flushed its disk since
+                }
             }
+            int[] pages = [.. plan.Waiting];
             if (pages.Length == 0)
             {
                 break;
             }
             DurableStatus[] durable = await Task.WhenAll(pages.Select(p =>
-                GrainFactory.Page(_volume, p).CheckDurable(want[p], activations[p])));
+                GrainFactory.Page(_volume, p).CheckDurable(plan.VersionOf(p), plan.ActivationOf(p))));
             for (int i = 0; i < pages.Length; i++)
             {
+                int p = pages[i];
                 if (durable[i] == DurableStatus.Lost)
                 {
-                    // Its silo died while this fsync ran, with writes the fsync was waiting for.
-                    want.Remove(pages[i]);
-                    lost.Add(pages[i]);
+                    plan.Lost(p); // its silo died while this fsync ran, with writes the fsync was waiting for
                 }
-                else if (durable[i] == DurableStatus.Durable && !_dirty.ContainsKey(pages[i]) && !_inFlight.ContainsKey(pages[i])
-                         && !_ledger.Unflushed(pages[i]))
+                else if (durable[i] == DurableStatus.Durable && !_dirty.IsDirty(p) && !_dirty.IsInFlight(p) && !_ledger.Unflushed(p))
                 {
-                    want.Remove(pages[i]); // written, and every disk flushed since
+                    plan.Durable(p); // written, and every disk flushed since
                 }
                 else if (durable[i] == DurableStatus.NotYet)
                 {
-                    _ledger.RequestFlush(config.Locate(pages[i]).Disk); // maybe written by an earlier flusher: flush it anyway
+                    _ledger.RequestFlush(config.Locate(p).Disk); // maybe written by an earlier flusher: flush it anyway
                 }
             }
         }
-        if (lost.Count > 0 || judged.Count > 0)
+        int[] acknowledge = [.. plan.ToAcknowledge];
+        if (acknowledge.Length > 0)
         {
             // EIO, reported once (as an error sequence is): the caller learns that writes it had acknowledged
             // since its last successful fsync are gone; the pages stop reporting it.
-            await Task.WhenAll(lost.Union(judged).Select(p => GrainFactory.Page(_volume, p).LossReported()));
-            _lostReported += lost.Count;
+            await Task.WhenAll(acknowledge.Select(p => GrainFactory.Page(_volume, p).LossReported()));
+            _lostReported += plan.LostCount;
         }
-        if (poisoned.Count > 0 || lost.Count > 0)
-        {
-            // EIO: the data acknowledged for these pages was corrupted in memory, or lost with a silo, and is not on the disks.
-            var parts = new List<string>();
-            if (lost.Count > 0)
-            {
-                parts.Add($"{lost.Count} pages lost acknowledged writes that were not yet durable when their silo died (pages {string.Join(", ", lost.Take(10))})");
-            }
-            if (poisoned.Count > 0)
-            {
-                parts.Add($"{poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", poisoned.Take(10))})");
-            }
-            return new FsyncResult(false, targets.Count, string.Join("; ", parts), [.. lost], [.. poisoned], [.. want.Keys.Order()]);
-        }
-        return want.Count == 0
-            ? new FsyncResult(true, targets.Count, null)
-            : new FsyncResult(false, targets.Count, $"{want.Count} pages not durable after {MaxFsyncRounds} writeback rounds (first: page {want.Keys.Min()})",
-                [], [], [.. want.Keys.Order()]);
+        return plan.Result(MaxFsyncRounds);
     }
 
     public async Task<int> StartWriteback(int firstPage, int pageCount)
@@ -283,8 +258,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         VolumeConfig config = await Config();
         CheckPage(config, firstPage, pageCount);
         int last = firstPage + pageCount;
-        var pages = _dirty.Keys.Where(p => p >= firstPage && p < last).ToList();
-        await Task.WhenAll(pages.Where(_inFlight.ContainsKey).Select(p => _inFlight[p]).Distinct());
+        var pages = _dirty.Dirty.Where(p => p >= firstPage && p < last).ToList();
+        await Task.WhenAll(_dirty.RunsCarrying(pages));
         await Flush(pages);
         return pages.Count;
     }
@@ -295,8 +270,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         double[] lat = _latencies.AsSpan(0, (int)Math.Min(_latencyCount, _latencies.Length)).ToArray();
         Array.Sort(lat);
         double P(double q) => lat.Length == 0 ? 0 : lat[Math.Min(lat.Length - 1, (int)(q * lat.Length))];
-        return new WritebackStats(_pages, _commands, _crcComputed, _crcReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
-            _bounceCopies, _dirty.Keys.Union(_inFlight.Keys).Count(), _throttled, P(0.5), P(0.99), _poisoned.Count, _lostReported,
+        return new WritebackStats(_pages, _commands, _builder.TagsComputed, _builder.TagsReused, _rejected.Guard, _rejected.App, _rejected.Ref, _retries,
+            _builder.BounceCopies, _dirty.Pending, _throttled, P(0.5), P(0.99), _poisoned.Count, _lostReported,
             _stale, _flushes, _expired, _intentCommits, _redirtied);
     }
 
@@ -341,7 +316,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (_config is null)
             {
                 _config = config;
-                _scheme = GrainHelpers.Scheme(config);
+                _builder = new CommandBuilder(config, WritebackPolicies.For(config.Policy), GrainHelpers.Scheme(config));
                 TimeSpan period = TimeSpan.FromMilliseconds(Math.Max(1, config.DirtyAgeMs / 2));
                 _timer = this.RegisterGrainTimer(FlushAged, new GrainTimerCreationOptions
                 {
@@ -426,7 +401,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             else
             {
-                _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // unanswered too: a flush finds out
+                _dirty.MarkDirty(pages[i], Stopwatch.GetTimestamp()); // unanswered too: a flush finds out
             }
         }
         if (found > 0)
@@ -437,24 +412,19 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     private async Task FlushAged()
     {
-        if (_flushingAged || _dirty.Count == 0)
+        if (_flushingAged || _dirty.DirtyCount == 0)
         {
             return;
         }
         _flushingAged = true;
         try
         {
-            long now = Stopwatch.GetTimestamp();
-            TimeSpan age = TimeSpan.FromMilliseconds(_config!.DirtyAgeMs);
-            var units = _dirty.Where(kv => Stopwatch.GetElapsedTime(kv.Value, now) >= age && !_inFlight.ContainsKey(kv.Key))
-                .Select(kv => kv.Key / _config.StripePages).ToHashSet();
-            if (units.Count == 0)
+            long age = Stopwatch.Frequency * _config!.DirtyAgeMs / 1000;
+            List<int> aged = _dirty.AgedUnits(Stopwatch.GetTimestamp(), age, _config.StripePages);
+            if (aged.Count > 0)
             {
-                return;
+                await Flush(aged);
             }
-            // Cluster, as write_cache_pages does: with an aged page go the dirty pages contiguous with it on its
-            // disk (its stripe unit), so one command carries them all instead of one command per page.
-            await Flush(_dirty.Keys.Where(p => units.Contains(p / _config.StripePages)).ToList());
         }
         catch (Exception e)
         {
@@ -471,7 +441,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     {
         try
         {
-            await Flush(_dirty.Keys.Where(p => !_inFlight.ContainsKey(p)).ToList());
+            await Flush(_dirty.NotInFlight());
         }
         catch (Exception e)
         {
@@ -482,34 +452,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     /// <summary>Writes back the given pages: runs of contiguous LBAs on one disk, all runs in parallel.</summary>
     private Task Flush(List<int> pages)
     {
-        VolumeConfig config = _config!;
-        var runs = new List<(int Disk, List<int> Pages)>();
-        foreach (var group in pages.Where(p => !_inFlight.ContainsKey(p)).Distinct()
-                     .Select(p => (Page: p, Loc: config.Locate(p)))
-                     .GroupBy(x => x.Loc.Disk))
-        {
-            List<int>? run = null;
-            long nextLba = -1;
-            foreach (var x in group.OrderBy(x => x.Loc.Lba))
-            {
-                if (run is null || x.Loc.Lba != nextLba || run.Count == MaxRunPages)
-                {
-                    run = [];
-                    runs.Add((group.Key, run));
-                }
-                run.Add(x.Page);
-                nextLba = x.Loc.Lba + config.SectorsPerPage;
-            }
-        }
-        var tasks = new List<Task>(runs.Count);
-        foreach (var (disk, run) in runs)
+        var tasks = new List<Task>();
+        foreach (var (disk, run) in _dirty.PlanRuns(pages, _config!, MaxRunPages))
         {
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            foreach (int p in run)
-            {
-                _dirty.Remove(p);
-                _inFlight[p] = done.Task;
-            }
+            _dirty.Start(run, done.Task);
             tasks.Add(WriteRun(disk, run, done));
         }
         return Task.WhenAll(tasks);
@@ -541,7 +488,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 }
                 else if (begun is null || begun.Status == BeginStatus.Busy)
                 {
-                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp()); // failed, or someone else's writeback: again later
+                    _dirty.MarkDirty(pages[i], Stopwatch.GetTimestamp()); // failed, or someone else's writeback: again later
                 }
             }
             await StepHooks.PassAsync(_volume, StepHooks.WritebackBegun);
@@ -580,21 +527,15 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                     {
                         logger.LogWarning(inner, "Could not end writeback of page {Page}; its lease will", pages[i]);
                     }
-                    _dirty.TryAdd(pages[i], Stopwatch.GetTimestamp());
+                    _dirty.MarkDirty(pages[i], Stopwatch.GetTimestamp());
                 }
             }
         }
         finally
         {
-            foreach (int p in pages)
-            {
-                if (_inFlight.TryGetValue(p, out Task? t) && t == done.Task)
-                {
-                    _inFlight.Remove(p);
-                }
-            }
+            _dirty.Finish(pages, done.Task);
             done.TrySetResult();
-            if (_belowThreshold is not null && _dirty.Count <= config.DirtyThreshold)
+            if (_belowThreshold is not null && _dirty.DirtyCount <= config.DirtyThreshold)
             {
                 _belowThreshold.TrySetResult();
                 _belowThreshold = null;
@@ -606,27 +547,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     {
         VolumeConfig config = _config!;
         int n = end - start + 1;
-        int spp = config.SectorsPerPage;
-        int size = config.SectorSize;
-        byte[] data = new byte[n * VolumeConfig.PageSize];
-        byte[] pi = new byte[n * spp * PiTuple.Size];
-        ushort[] tags = new ushort[spp];
-        long lba = config.Locate(pages[start]).Lba;
-        IWritebackPolicy policy = WritebackPolicies.For(config.Policy);
+        var begun = new WritebackSnapshot[n];
         for (int i = 0; i < n; i++)
         {
-            WritebackSnapshot s = snapshots[start + i]!;
-            Span<byte> pageData = data.AsSpan(i * VolumeConfig.PageSize, VolumeConfig.PageSize);
-            s.Content.CopyTo(pageData);
-            if (s.Copied)
-            {
-                _bounceCopies++;
-            }
-            // Stable and bounce reuse the tags cached at copy-in where they are still valid. Unstable has no
-            // stable pages to trust a cache with: it computes every tag from this read of the page.
-            PageTuples(pageData, s, policy.ReusesCachedTags ? s.ValidTags : 0, pi.AsSpan(i * spp * PiTuple.Size, spp * PiTuple.Size), lba + (long)i * spp, tags);
+            begun[i] = snapshots[start + i]!;
         }
-        if (policy.ReadsAgainAtTransfer)
+        DiskCommand command = _builder.Build(config.Locate(pages[start]).Lba, begun);
+        if (WritebackPolicies.For(config.Policy).ReadsAgainAtTransfer)
         {
             // The 2010 bug: the controller reads (DMA) the page again later, while writers went on.
             await StepHooks.PassAsync(_volume, StepHooks.BeforeTransfer);
@@ -638,42 +565,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 GrainFactory.Page(_volume, pages[j]).ReadForTransfer(snapshots[j]!.WritebackId)));
             for (int i = 0; i < n; i++)
             {
-                now[i].CopyTo(data.AsSpan(i * VolumeConfig.PageSize));
+                now[i].CopyTo(command.Data.AsSpan(i * VolumeConfig.PageSize));
             }
         }
-        // Fault injection: the data is damaged on its way to the disk, after its PI was built.
-        int target = -1;
-        for (int i = 0; i < n && target < 0; i++)
-        {
-            int at = _transitTargets.IndexOf(pages[start + i]);
-            if (at >= 0)
-            {
-                _transitTargets.RemoveAt(at);
-                target = i;
-            }
-        }
-        if (target < 0 && _transitFlips > 0)
-        {
-            _transitFlips--;
-            target = _faultRandom.Next(n);
-        }
-        if (target >= 0)
-        {
-            int bit = target * VolumeConfig.PageSize * 8 + _faultRandom.Next(VolumeConfig.PageSize * 8);
-            data[bit / 8] ^= (byte)(1 << (bit % 8));
-            long sector = lba + bit / 8 / size;
-            if (_faultLog.Count < 100_000)
-            {
-                _faultLog.Add(new FaultRecord(FaultKind.TransitBitflip, sector, 1, sector, pages[start + target]));
-            }
-        }
-        long[] versions = new long[n];
-        for (int i = 0; i < n; i++)
-        {
-            versions[i] = snapshots[start + i]!.Version;
-        }
+        InjectTransitFault(command, pages, start);
         long t0 = Stopwatch.GetTimestamp();
-        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).WritePages(lba, data, pi, versions);
+        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).WritePages(command.Lba, command.Data, command.Pi, command.Versions);
         double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _latencies[_latencyCount++ % _latencies.Length] = ms;
         DifMetrics.WritebackIoMs.Record(ms);
@@ -684,8 +581,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             DifMetrics.WritebackPages.Add(n);
             for (int i = 0; i < n; i++)
             {
-                WritebackSnapshot s = snapshots[start + i]!;
-                _ledger.Landed(pages[start + i], disk, s.Version, s.DirtyGeneration, result.Boot);
+                _ledger.Landed(pages[start + i], disk, begun[i].Version, begun[i].DirtyGeneration, result.Boot);
             }
         }
         else if (result.Stale)
@@ -701,10 +597,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             _rejected.Add(result.Failure!.Check);
             // The disk reports the first failing sector; which pages of the command failed, the flusher checks
             // itself on the command it sent.
-            for (int i = 0; i < n && _rejectedPages.Count < 100_000; i++)
+            foreach (int i in _builder.FailingPages(command))
             {
-                int pageSectors = spp * PiTuple.Size;
-                if (_scheme.Verify(data.AsSpan(i * VolumeConfig.PageSize, VolumeConfig.PageSize), pi.AsSpan(i * pageSectors, pageSectors), lba + (long)i * spp) is not null)
+                if (_rejectedPages.Count < 100_000)
                 {
                     _rejectedPages.Add(pages[start + i]);
                 }
@@ -727,25 +622,40 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             if (ends[i] != EndStatus.Ended)
             {
-                _dirty.TryAdd(pages[start + i], Stopwatch.GetTimestamp());
+                _dirty.MarkDirty(pages[start + i], Stopwatch.GetTimestamp());
             }
         }
     }
 
-    /// <summary>
-    /// The PI tuples of one page of a command: guard tags from the copy-in cache where <paramref name="validTags"/>
-    /// trusts them, computed over <paramref name="content"/> elsewhere (counted), the page's version in the
-    /// application tag.
-    /// </summary>
-    private void PageTuples(ReadOnlySpan<byte> content, WritebackSnapshot page, ulong validTags, Span<byte> pi, long lba, ushort[] tags)
+    /// <summary>Fault injection: the data of a command is damaged on its way to the disk, after its PI was built.</summary>
+    private void InjectTransitFault(DiskCommand command, List<int> pages, int start)
     {
-        VolumeConfig config = _config!;
-        int fresh = GuardTags.Resolve(content, config.SectorSize, page.Tags, validTags, tags);
-        _crcComputed += fresh;
-        _crcReused += config.SectorsPerPage - fresh;
-        DifMetrics.TagsComputed.Add(fresh);
-        DifMetrics.TagsReused.Add(config.SectorsPerPage - fresh);
-        _scheme.WriteTuples(tags, pi, lba, config.AppTagFor(page.Version));
+        int target = -1;
+        for (int i = 0; i < command.Pages && target < 0; i++)
+        {
+            int at = _transitTargets.IndexOf(pages[start + i]);
+            if (at >= 0)
+            {
+                _transitTargets.RemoveAt(at);
+                target = i;
+            }
+        }
+        if (target < 0 && _transitFlips > 0)
+        {
+            _transitFlips--;
+            target = _faultRandom.Next(command.Pages);
+        }
+        if (target < 0)
+        {
+            return;
+        }
+        int bit = target * VolumeConfig.PageSize * 8 + _faultRandom.Next(VolumeConfig.PageSize * 8);
+        command.Data[bit / 8] ^= (byte)(1 << (bit % 8));
+        long sector = command.Lba + bit / 8 / _config!.SectorSize;
+        if (_faultLog.Count < 100_000)
+        {
+            _faultLog.Add(new FaultRecord(FaultKind.TransitBitflip, sector, 1, sector, pages[start + target]));
+        }
     }
 
     private static void CheckPage(VolumeConfig config, int first, int count)
