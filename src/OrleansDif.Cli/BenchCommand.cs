@@ -41,6 +41,7 @@ internal static class BenchCommand
         });
         bench.Subcommands.Add(crc);
         bench.Subcommands.Add(ClusterBenchmark.Create(stdout, stderr));
+        bench.Subcommands.Add(NbdBenchmark.Create(stdout, stderr));
         return bench;
     }
 

@@ -17,6 +17,7 @@ public static class CliApp
         root.Subcommands.Add(SiloCommands.CreateSilo(stdout, stderr));
         root.Subcommands.Add(SiloCommands.CreateCluster(stdout, stderr));
         root.Subcommands.Add(LoadCommand.Create(stdout, stderr));
+        root.Subcommands.Add(NbdCommand.Create(stdout, stderr));
         return root;
     }
 

@@ -1,0 +1,67 @@
+namespace OrleansDif.Nbd;
+
+/// <summary>What a server did, counted: connections, requests by command, bytes, and every error reply by cause.</summary>
+public sealed class NbdStats
+{
+    private long _connections, _refusedHandshakes, _reads, _writes, _flushes, _zeroes, _bytesRead, _bytesWritten;
+    private long _ioErrors, _invalid, _otherErrors, _fua;
+
+    public long Connections => Interlocked.Read(ref _connections);
+    /// <summary>Connections closed during the handshake because the client broke the protocol.</summary>
+    public long RefusedHandshakes => Interlocked.Read(ref _refusedHandshakes);
+    public long Reads => Interlocked.Read(ref _reads);
+    public long Writes => Interlocked.Read(ref _writes);
+    public long Flushes => Interlocked.Read(ref _flushes);
+    public long Zeroes => Interlocked.Read(ref _zeroes);
+    public long ForceUnitAccess => Interlocked.Read(ref _fua);
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+    /// <summary>EIO replies: integrity failures, losses reported by fsync, device errors. Each is also logged.</summary>
+    public long IoErrors => Interlocked.Read(ref _ioErrors);
+    /// <summary>EINVAL replies: requests out of range, empty, too large, or of a command not offered.</summary>
+    public long InvalidRequests => Interlocked.Read(ref _invalid);
+    public long OtherErrors => Interlocked.Read(ref _otherErrors);
+
+    internal void Connected() => Interlocked.Increment(ref _connections);
+    internal void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
+
+    internal void Served(NbdRequest request)
+    {
+        switch (request.Command)
+        {
+            case NbdCommand.Read:
+                Interlocked.Increment(ref _reads);
+                Interlocked.Add(ref _bytesRead, request.Length);
+                break;
+            case NbdCommand.Write:
+                Interlocked.Increment(ref _writes);
+                Interlocked.Add(ref _bytesWritten, request.Length);
+                break;
+            case NbdCommand.Flush:
+                Interlocked.Increment(ref _flushes);
+                break;
+            default:
+                Interlocked.Increment(ref _zeroes);
+                break;
+        }
+        if ((request.Flags & CommandFlags.Fua) != 0)
+        {
+            Interlocked.Increment(ref _fua);
+        }
+    }
+
+    internal void Failed(NbdError error)
+    {
+        switch (error)
+        {
+            case NbdError.Io: Interlocked.Increment(ref _ioErrors); break;
+            case NbdError.Invalid: Interlocked.Increment(ref _invalid); break;
+            default: Interlocked.Increment(ref _otherErrors); break;
+        }
+    }
+
+    public override string ToString() =>
+        $"connections {Connections} (handshakes refused {RefusedHandshakes}), reads {Reads} ({BytesRead / 1048576.0:F1} MiB), " +
+        $"writes {Writes} ({BytesWritten / 1048576.0:F1} MiB, FUA {ForceUnitAccess}), flushes {Flushes}, zero/trim {Zeroes}, " +
+        $"errors: EIO {IoErrors}, EINVAL {InvalidRequests}, other {OtherErrors}";
+}
