@@ -37,7 +37,7 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
         }
         catch (NbdProtocolException e)
         {
-            stats.HandshakeRefused();
+            stats.ProtocolViolation();
             logger.LogWarning("NBD client {Peer}: {Why}; connection closed", _peer, e.Message);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)

@@ -3,12 +3,12 @@ namespace OrleansDif.Nbd;
 /// <summary>What a server did, counted: connections, requests by command, bytes, and every error reply by cause.</summary>
 public sealed class NbdStats
 {
-    private long _connections, _refusedHandshakes, _reads, _writes, _flushes, _zeroes, _bytesRead, _bytesWritten;
+    private long _connections, _protocolViolations, _reads, _writes, _flushes, _zeroes, _bytesRead, _bytesWritten;
     private long _ioErrors, _invalid, _otherErrors, _fua;
 
     public long Connections => Interlocked.Read(ref _connections);
-    /// <summary>Connections closed during the handshake because the client broke the protocol.</summary>
-    public long RefusedHandshakes => Interlocked.Read(ref _refusedHandshakes);
+    /// <summary>Connections closed because the client broke the protocol (handshake or request).</summary>
+    public long ProtocolViolations => Interlocked.Read(ref _protocolViolations);
     public long Reads => Interlocked.Read(ref _reads);
     public long Writes => Interlocked.Read(ref _writes);
     public long Flushes => Interlocked.Read(ref _flushes);
@@ -23,7 +23,7 @@ public sealed class NbdStats
     public long OtherErrors => Interlocked.Read(ref _otherErrors);
 
     internal void Connected() => Interlocked.Increment(ref _connections);
-    internal void HandshakeRefused() => Interlocked.Increment(ref _refusedHandshakes);
+    internal void ProtocolViolation() => Interlocked.Increment(ref _protocolViolations);
 
     internal void Served(NbdRequest request)
     {
@@ -61,7 +61,7 @@ public sealed class NbdStats
     }
 
     public override string ToString() =>
-        $"connections {Connections} (handshakes refused {RefusedHandshakes}), reads {Reads} ({BytesRead / 1048576.0:F1} MiB), " +
+        $"connections {Connections} (protocol violations {ProtocolViolations}), reads {Reads} ({BytesRead / 1048576.0:F1} MiB), " +
         $"writes {Writes} ({BytesWritten / 1048576.0:F1} MiB, FUA {ForceUnitAccess}), flushes {Flushes}, zero/trim {Zeroes}, " +
         $"errors: EIO {IoErrors}, EINVAL {InvalidRequests}, other {OtherErrors}";
 }
