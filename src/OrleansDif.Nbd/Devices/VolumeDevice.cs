@@ -6,12 +6,26 @@ namespace OrleansDif.Nbd;
 /// memory check is EIO, never data), a flush is the volume's fsync (a loss or a poisoned page is EIO), FUA is a write
 /// then the fsync of its pages, and zeroing writes zero pages. Pages of one request go out in parallel.
 /// </summary>
-public sealed class VolumeDevice(IGrainFactory grains, VolumeConfig volume) : IBlockDevice
+public sealed class VolumeDevice : IBlockDevice
 {
     private const int PageSize = VolumeConfig.PageSize;
     private const int MaxParallelPages = 256;
 
-    public long Size => (long)volume.Pages * PageSize;
+    private readonly IGrainFactory _grains;
+    private readonly VolumeConfig _volume;
+    private readonly FlushCoalescer _flushes;
+
+    public VolumeDevice(IGrainFactory grains, VolumeConfig volume)
+    {
+        _grains = grains;
+        _volume = volume;
+        _flushes = new FlushCoalescer(() => Sync(0, volume.Pages));
+    }
+
+    /// <summary>Volume fsyncs run for FLUSH requests (fewer than the requests: concurrent ones share one).</summary>
+    public long VolumeFsyncs => _flushes.Flushes;
+
+    public long Size => (long)_volume.Pages * PageSize;
 
     /// <summary>
     /// The volume's fsync covers every page that is dirty in it, and a page write is acknowledged only once the
@@ -19,19 +33,19 @@ public sealed class VolumeDevice(IGrainFactory grains, VolumeConfig volume) : IB
     /// </summary>
     public bool FlushCoversAllConnections => true;
 
-    public VolumeConfig Volume => volume;
+    public VolumeConfig Volume => _volume;
 
     public async Task<byte[]> ReadAsync(long offset, int length, CancellationToken ct)
     {
         var (first, last) = Pages(offset, length);
         if (first == last)
         {
-            return await Guard(() => grains.Page(volume.Id, first).Read((int)(offset - (long)first * PageSize), length));
+            return await Guard(() => _grains.Page(_volume.Id, first).Read((int)(offset - (long)first * PageSize), length));
         }
         byte[] result = new byte[length];
         await ForEachPage(offset, length, async (page, inPage, at, count) =>
         {
-            byte[] part = await grains.Page(volume.Id, page).Read(inPage, count);
+            byte[] part = await _grains.Page(_volume.Id, page).Read(inPage, count);
             part.CopyTo(result.AsSpan(at));
         });
         return result;
@@ -67,23 +81,24 @@ public sealed class VolumeDevice(IGrainFactory grains, VolumeConfig volume) : IB
         }
     }
 
-    public Task FlushAsync(CancellationToken ct) => Sync(0, volume.Pages);
+    /// <summary>The volume's fsync, group-committed: FLUSH requests that arrive while one runs share the next one.</summary>
+    public Task FlushAsync(CancellationToken ct) => _flushes.FlushAsync();
 
     private async Task WritePage(int page, int offset, byte[] data)
     {
-        WriteResult r = await grains.Page(volume.Id, page).Write(offset, data, wait: true);
+        WriteResult r = await _grains.Page(_volume.Id, page).Write(offset, data, wait: true);
         if (r.Status != WriteStatus.Ok)
         {
-            throw new BlockDeviceException(NbdError.Io, $"page {page} of {volume.Id} refused a write ({r.Status})");
+            throw new BlockDeviceException(NbdError.Io, $"page {page} of {_volume.Id} refused a write ({r.Status})");
         }
     }
 
     private async Task Sync(int first, int count)
     {
-        FsyncResult r = await Guard(() => grains.Flusher(volume.Id).Fsync(first, count));
+        FsyncResult r = await Guard(() => _grains.Flusher(_volume.Id).Fsync(first, count));
         if (!r.Durable)
         {
-            throw new BlockDeviceException(NbdError.Io, $"fsync of {volume.Id} pages {first}..{first + count - 1}: {r.Error}");
+            throw new BlockDeviceException(NbdError.Io, $"fsync of {_volume.Id} pages {first}..{first + count - 1}: {r.Error}");
         }
     }
 

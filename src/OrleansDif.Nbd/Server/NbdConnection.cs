@@ -315,6 +315,7 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
     {
         try
         {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             byte[]? data = null;
             NbdError error = NbdError.None;
             bool fua = (request.Flags & CommandFlags.Fua) != 0;
@@ -337,6 +338,7 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
                         break;
                 }
                 stats.Served(request);
+                stats.Timed(request.Command, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {

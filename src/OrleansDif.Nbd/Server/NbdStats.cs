@@ -25,6 +25,21 @@ public sealed class NbdStats
     internal void Connected() => Interlocked.Increment(ref _connections);
     internal void ProtocolViolation() => Interlocked.Increment(ref _protocolViolations);
 
+    private readonly LatencyRing[] _latency = [new(), new(), new(), new()]; // read, write, flush, zero/trim
+
+    /// <summary>Service time percentiles (ms) of recent requests of a command: from the header read to the reply queued.</summary>
+    public (double P50, double P99, long Count) Latency(NbdCommand command) => _latency[Slot(command)].Percentiles();
+
+    private static int Slot(NbdCommand command) => command switch
+    {
+        NbdCommand.Read => 0,
+        NbdCommand.Write => 1,
+        NbdCommand.Flush => 2,
+        _ => 3,
+    };
+
+    internal void Timed(NbdCommand command, double ms) => _latency[Slot(command)].Add(ms);
+
     internal void Served(NbdRequest request)
     {
         switch (request.Command)
@@ -63,5 +78,35 @@ public sealed class NbdStats
     public override string ToString() =>
         $"connections {Connections} (protocol violations {ProtocolViolations}), reads {Reads} ({BytesRead / 1048576.0:F1} MiB), " +
         $"writes {Writes} ({BytesWritten / 1048576.0:F1} MiB, FUA {ForceUnitAccess}), flushes {Flushes}, zero/trim {Zeroes}, " +
-        $"errors: EIO {IoErrors}, EINVAL {InvalidRequests}, other {OtherErrors}";
+        $"errors: EIO {IoErrors}, EINVAL {InvalidRequests}, other {OtherErrors}; service ms p50/p99: " +
+        string.Join(", ", new[] { NbdCommand.Read, NbdCommand.Write, NbdCommand.Flush }.Select(c =>
+        {
+            var (p50, p99, n) = Latency(c);
+            return $"{c.ToString().ToLowerInvariant()} {p50:F2}/{p99:F2} ({n})";
+        }));
+
+    /// <summary>The last 16384 samples of one command, for percentiles.</summary>
+    private sealed class LatencyRing
+    {
+        private readonly double[] _samples = new double[16384];
+        private long _count;
+
+        public void Add(double ms)
+        {
+            long n = Interlocked.Increment(ref _count);
+            _samples[(n - 1) % _samples.Length] = ms;
+        }
+
+        public (double P50, double P99, long Count) Percentiles()
+        {
+            long n = Interlocked.Read(ref _count);
+            double[] copy = _samples.AsSpan(0, (int)Math.Min(n, _samples.Length)).ToArray();
+            if (copy.Length == 0)
+            {
+                return (0, 0, 0);
+            }
+            Array.Sort(copy);
+            return (copy[copy.Length / 2], copy[Math.Min(copy.Length - 1, (int)(copy.Length * 0.99))], n);
+        }
+    }
 }
