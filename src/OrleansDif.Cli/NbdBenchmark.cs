@@ -74,7 +74,15 @@ internal static class NbdBenchmark
                 await stderr.WriteLineAsync($"orleansdif bench nbd: {e.Message}");
                 return CliApp.ExitUsage;
             }
-            await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, parse.GetValue(local), console, ct);
+            bool inSilo = parse.GetValue(local);
+            int siloPort = FreePort();
+            if (inSilo)
+            {
+                // As `nbd --local` serves: from inside silo 0.
+                setValues = [.. setValues, $"silos:0:nbdPort={siloPort}"];
+                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
+            }
+            await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, inSilo, console, ct);
             var catalog = new VolumeCatalog(session.Client, cluster.Volumes.Select(v => v.ToVolumeConfig()));
             string name = parse.GetValue(export) ?? $"{cluster.Volumes[0].Id}-stable";
             if (await catalog.OpenAsync(name, ct) is not VolumeDevice device)
@@ -82,8 +90,21 @@ internal static class NbdBenchmark
                 await stderr.WriteLineAsync($"orleansdif bench nbd: no export '{name}' (exports: {string.Join(", ", catalog.Names)})");
                 return CliApp.ExitUsage;
             }
-            await using var server = new NbdServer(catalog, new IPEndPoint(IPAddress.Loopback, 0));
-            server.Start();
+            NbdServer? server = null;
+            string ours;
+            if (inSilo)
+            {
+                var silo0 = new IPEndPoint(IPAddress.Parse(cluster.Silos[0].Address), siloPort);
+                await WaitForPortAsync(silo0, TimeSpan.FromSeconds(30), ct);
+                ours = $"nbd://{silo0.Address}:{siloPort}/{name}";
+            }
+            else
+            {
+                server = new NbdServer(catalog, new IPEndPoint(IPAddress.Loopback, 0));
+                server.Start();
+                ours = $"nbd://127.0.0.1:{server.Endpoint.Port}/{name}";
+            }
+            await using NbdServer? disposeServer = server;
             string dir = Directory.CreateTempSubdirectory("orleansdif-nbdbench-").FullName;
             string file = Path.Combine(dir, "baseline.img");
             await using (FileStream f = File.Create(file))
@@ -97,10 +118,10 @@ internal static class NbdBenchmark
                 await WaitForPortAsync(basePort, TimeSpan.FromSeconds(10), ct);
                 var servers = new (string Name, string Uri)[]
                 {
-                    ("orleansdif", $"nbd://127.0.0.1:{server.Endpoint.Port}/{name}"),
+                    ("orleansdif", ours),
                     ("nbdkit file", $"nbd://127.0.0.1:{basePort}/"),
                 };
-                console.MarkupLine($"export {Markup.Escape(name)}: {device.Size / 1048576.0:F0} MiB, policy {device.Volume.Policy.ToString().ToLowerInvariant()}, "
+                console.MarkupLine($"export {Markup.Escape(name)} served {(inSilo ? "inside silo 0" : "by this client process")}: {device.Size / 1048576.0:F0} MiB, policy {device.Volume.Policy.ToString().ToLowerInvariant()}, "
                     + $"{device.Volume.SectorSize}-byte sectors with PI checked at the disks; nbdkit file on a file of the same size; fio 4 KiB, iodepth {iodepth}, {runtime.TotalSeconds:F0} s a run");
                 // Fill both once, so that reads read written data on both.
                 foreach (var (_, uri) in servers)
@@ -126,13 +147,13 @@ internal static class NbdBenchmark
                 var results = new JsonObject();
                 foreach (Job job in Jobs)
                 {
-                    double ours = Median(iops[(job.Name, servers[0].Name)]);
+                    double mine = Median(iops[(job.Name, servers[0].Name)]);
                     double baseline = Median(iops[(job.Name, servers[1].Name)]);
-                    double ratio = ours / baseline;
-                    table.AddRow(job.Name, ours.ToString("F0"), baseline.ToString("F0"), ratio.ToString("F2"));
+                    double ratio = mine / baseline;
+                    table.AddRow(job.Name, mine.ToString("F0"), baseline.ToString("F0"), ratio.ToString("F2"));
                     results[job.Name] = new JsonObject
                     {
-                        ["orleansdif"] = Math.Round(ours),
+                        ["orleansdif"] = Math.Round(mine),
                         ["nbdkitFile"] = Math.Round(baseline),
                         ["ratio"] = Math.Round(ratio, 3),
                         ["orleansdifRounds"] = new JsonArray([.. iops[(job.Name, servers[0].Name)].Select(x => (JsonNode)Math.Round(x))]),
@@ -140,7 +161,7 @@ internal static class NbdBenchmark
                     };
                 }
                 console.Write(table);
-                console.MarkupLine(Markup.Escape($"server: {server.Stats}"));
+                console.MarkupLine(Markup.Escape(server is null ? "server counts: in the silos' log" : $"server: {server.Stats}"));
                 if (parse.GetValue(json) is string path)
                 {
                     var doc = new JsonObject
@@ -152,11 +173,11 @@ internal static class NbdBenchmark
                         ["runtimeSeconds"] = runtime.TotalSeconds,
                         ["rounds"] = roundCount,
                         ["jobs"] = results,
-                        ["ioErrors"] = server.Stats.IoErrors,
+                        ["servedFrom"] = inSilo ? "silo" : "client",
                     };
                     await File.WriteAllTextAsync(path, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), CancellationToken.None);
                 }
-                return server.Stats.IoErrors == 0 ? CliApp.ExitOk : CliApp.ExitFailed;
+                return server is null || server.Stats.IoErrors == 0 ? CliApp.ExitOk : CliApp.ExitFailed;
             }
             catch (Exception e) when (e is InvalidOperationException or TimeoutException)
             {
@@ -243,15 +264,20 @@ internal static class NbdBenchmark
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    private static async Task WaitForPortAsync(int port, TimeSpan timeout, CancellationToken ct)
+    private static Task WaitForPortAsync(int port, TimeSpan timeout, CancellationToken ct) =>
+        WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, port), timeout, ct);
+
+    /// <summary>Waits until something accepts connections at <paramref name="endpoint"/>.</summary>
+    public static async Task WaitForPortAsync(IPEndPoint endpoint, TimeSpan timeout, CancellationToken ct)
     {
+        int port = endpoint.Port;
         var deadline = Stopwatch.StartNew();
         while (true)
         {
             try
             {
                 using var c = new TcpClient();
-                await c.ConnectAsync(IPAddress.Loopback, port, ct);
+                await c.ConnectAsync(endpoint, ct);
                 return;
             }
             catch (SocketException) when (deadline.Elapsed < timeout)
@@ -260,7 +286,7 @@ internal static class NbdBenchmark
             }
             catch (SocketException)
             {
-                throw new TimeoutException($"nbdkit did not listen on port {port} within {timeout.TotalSeconds:F0} s");
+                throw new TimeoutException($"nothing listens on {endpoint} after {timeout.TotalSeconds:F0} s");
             }
         }
     }

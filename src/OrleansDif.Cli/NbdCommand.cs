@@ -17,9 +17,9 @@ internal static class NbdCommand
     {
         var config = SiloCommands.ConfigOption();
         var set = SiloCommands.SetOption();
-        var local = new Option<bool>("--local") { Description = "Start the config's silos as child processes first" };
+        var local = new Option<bool>("--local") { Description = "Start the config's silos as child processes, and serve from inside silo 0" };
         var port = new Option<int>("--port") { Description = "TCP port", DefaultValueFactory = _ => DefaultPort };
-        var bind = new Option<string>("--bind") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var bind = new Option<string>("--bind") { Description = "Address to listen on (with --local: silo 0's address)", DefaultValueFactory = _ => "127.0.0.1" };
         var command = new Command("nbd", "Serve the config's volumes as NBD exports (fio, qemu-img, nbdcopy) until Ctrl-C")
         {
             config, set, local, port, bind,
@@ -40,27 +40,52 @@ internal static class NbdCommand
                 await stderr.WriteLineAsync($"orleansdif nbd: {e.Message}");
                 return CliApp.ExitUsage;
             }
-            await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, parse.GetValue(local), console, ct);
+            bool inSilo = parse.GetValue(local);
+            if (inSilo)
+            {
+                // The front end runs inside silo 0: page calls stay in its process, and the pages it serves live there.
+                setValues = [.. setValues, $"silos:0:nbdPort={endpoint.Port}"];
+                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
+            }
+            await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, inSilo, console, ct);
             var catalog = new VolumeCatalog(session.Client, cluster.Volumes.Select(v => v.ToVolumeConfig()));
-            using ILoggerFactory logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
-            await using var server = new NbdServer(catalog, endpoint, logs.CreateLogger("nbd"));
-            server.Start();
-            string host = server.Endpoint.Address.ToString();
-            console.MarkupLine($"serving NBD on {Markup.Escape(server.Endpoint.ToString())}; exports:");
-            foreach (string name in catalog.Names)
+            NbdServer? server = null;
+            IPEndPoint serving;
+            if (inSilo)
             {
-                console.MarkupLine($"  nbd://{Markup.Escape(host)}:{server.Endpoint.Port}/{Markup.Escape(name)}");
+                serving = new IPEndPoint(IPAddress.Parse(cluster.Silos[0].Address), endpoint.Port);
+                await NbdBenchmark.WaitForPortAsync(serving, TimeSpan.FromSeconds(30), ct);
             }
-            console.MarkupLine("Ctrl-C stops");
-            try
+            else
             {
-                await Task.Delay(Timeout.Infinite, ct);
+                using ILoggerFactory logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+                server = new NbdServer(catalog, endpoint, logs.CreateLogger("nbd"));
+                server.Start();
+                serving = server.Endpoint;
             }
-            catch (OperationCanceledException)
+            await using (server)
             {
+                console.MarkupLine($"serving NBD on {Markup.Escape(serving.ToString())}{(inSilo ? $" (inside silo {Markup.Escape(cluster.Silos[0].Name)})" : "")}; exports:");
+                foreach (string name in catalog.Names)
+                {
+                    console.MarkupLine($"  nbd://{Markup.Escape(serving.Address.ToString())}:{serving.Port}/{Markup.Escape(name)}");
+                }
+                console.MarkupLine("Ctrl-C stops");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+                if (server is null)
+                {
+                    console.MarkupLine("the server's counts are in the silos' log");
+                    return CliApp.ExitOk;
+                }
+                console.MarkupLine(Markup.Escape(server.Stats.ToString()));
+                return server.Stats.IoErrors == 0 ? CliApp.ExitOk : CliApp.ExitFailed;
             }
-            console.MarkupLine(Markup.Escape(server.Stats.ToString()));
-            return server.Stats.IoErrors == 0 ? CliApp.ExitOk : CliApp.ExitFailed;
         });
         return command;
     }

@@ -14,6 +14,9 @@ public sealed class SiloConfig
     public string Address { get; set; } = "127.0.0.1";
     public int SiloPort { get; set; }
     public int GatewayPort { get; set; }
+    /// <summary>When set, this silo serves the volumes as NBD exports on its address and this port (pages it reads
+    /// and writes for NBD clients are activated on it, as a host's page cache is on the host).</summary>
+    public int? NbdPort { get; set; }
 }
 
 /// <summary>A volume as written in the cluster config.</summary>
@@ -164,9 +167,9 @@ public sealed class ClusterConfig
                 throw new ConfigException($"cluster config field '{field}': expected a value, found an object");
             }
             object? value = type == typeof(string) ? text
-                : type == typeof(int) && int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
+                : (type == typeof(int) || type == typeof(int?)) && int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n
                 : type == typeof(bool) && bool.TryParse(text, out bool b) ? b
-                : throw new ConfigException($"cluster config field '{field}': '{text}' is not a {(type == typeof(int) ? "whole number" : type == typeof(bool) ? "true/false" : type.Name)}");
+                : throw new ConfigException($"cluster config field '{field}': '{text}' is not a {(type == typeof(int) || type == typeof(int?) ? "whole number" : type == typeof(bool) ? "true/false" : type.Name)}");
             property.SetValue(target, value);
         }
     }
@@ -200,6 +203,11 @@ public sealed class ClusterConfig
             Check(s.GatewayPort is > 0 and < 65536, $"silos[{i}].gatewayPort", $"{s.GatewayPort} is not a port");
             Check(ports.Add(s.SiloPort), $"silos[{i}].siloPort", $"{s.SiloPort} is used twice");
             Check(ports.Add(s.GatewayPort), $"silos[{i}].gatewayPort", $"{s.GatewayPort} is used twice");
+            if (s.NbdPort is int nbd)
+            {
+                Check(nbd is > 0 and < 65536, $"silos[{i}].nbdPort", $"{nbd} is not a port");
+                Check(ports.Add(nbd), $"silos[{i}].nbdPort", $"{nbd} is used twice");
+            }
             if (string.IsNullOrWhiteSpace(s.Name))
             {
                 s.Name = $"silo{i}";

@@ -55,6 +55,12 @@ public static class SiloHost
             silo.Services.AddOrleansDif(config.DataPath, config.FaultInjection);
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMilliseconds(config.ResponseTimeoutMs));
         });
+        if (me.NbdPort is not null)
+        {
+            // Registered after Orleans: hosted services start in order, so the silo is up when NBD clients come.
+            builder.Services.AddHostedService(sp => new NbdHostedService(sp.GetRequiredService<IGrainFactory>(), config, me,
+                sp.GetRequiredService<ILogger<NbdHostedService>>()));
+        }
         return builder.Build();
     }
 }

@@ -7,7 +7,8 @@ namespace OrleansDif.Grains;
 /// Disk d of a volume goes to silo d mod N of the compatible silos in address order: a volume's disks are
 /// spread evenly over the cluster (a hash could put two of three disks on one silo), and the same disk lands
 /// on the same silo for as long as the membership is the same. A key without a number (a volume's flusher)
-/// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too.
+/// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too, unless it is activated
+/// by a call that keeps pages local (<see cref="PagePlacement.LocalKey"/>): then it goes where those pages are.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed class DiskSpreadPlacement : PlacementStrategy
@@ -29,7 +30,15 @@ public sealed class DiskSpreadPlacementDirector : IPlacementDirector
         }
         string key = target.GrainIdentity.Key.ToString() ?? "";
         int slash = key.LastIndexOf('/');
-        int index = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out int n) && n >= 0 ? n : (int)(StableHash(key) & int.MaxValue);
+        int n = -1;
+        bool numbered = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out n) && n >= 0;
+        if (!numbered && PageCachePlacementDirector.WantsLocal(target, context))
+        {
+            // A volume's flusher activated for pages placed on the calling silo (the NBD front end's) goes with them:
+            // the flusher and its page cache talk in one process, as writeback and the page cache share a host.
+            return Task.FromResult(context.LocalSilo);
+        }
+        int index = numbered ? n : (int)(StableHash(key) & int.MaxValue);
         return Task.FromResult(silos[index % silos.Length]);
     }
 

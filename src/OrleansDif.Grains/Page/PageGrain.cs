@@ -11,6 +11,7 @@ namespace OrleansDif.Grains;
 /// interleave with held writes (the grain is reentrant; every state change is a synchronous block).
 /// </summary>
 [Reentrant]
+[PageCachePlacement]
 [GrainType(TypeName)]
 public sealed class PageGrain(
     ILogger<PageGrain> logger,

@@ -39,6 +39,7 @@ public static class ServiceCollectionExtensions
             o.FaultInjection = faultInjection;
         });
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
+        services.AddPlacementDirector<PageCachePlacement, PageCachePlacementDirector>();
         services.AddSingleton<OpenImages>();
         string stateDirectory = Path.GetFullPath(dataDirectory);
         Orleans.Runtime.Hosting.StorageProviderExtensions.AddGrainStorage(services, FileGrainStorage.Name,

@@ -23,6 +23,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private readonly DirtySet _dirty = new();                      // dirty pages (since when, in Stopwatch ticks) and runs in flight
     private IGrainTimer? _timer;
     private bool _flushingAged;
+    private bool _flushingThreshold;
     private TaskCompletionSource? _belowThreshold;
 
     private long _pages, _commands, _retries, _throttled;
@@ -161,8 +162,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             return new FsyncResult(true, 0, null);
         }
+        // The dirty pages are written back at once, while the pages are asked for their state: a snapshot taken after
+        // this fsync began holds every write acknowledged before it, so the rounds below find them settled.
+        Task early = Flush(targets.Where(p => _dirty.IsDirty(p) && !_dirty.IsInFlight(p)).ToList());
         // Asking each page activates the ones that went with a silo: they load, find the intent and say so.
-        PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        Task<PageInfo[]> asking = Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        await Task.WhenAll(early, asking);
+        PageInfo[] infos = await asking;
         var plan = new FsyncPlan(targets.Count);
         for (int i = 0; i < targets.Count; i++)
         {
@@ -436,16 +442,36 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
     }
 
-    /// <summary>Over the threshold: write back every dirty page not already in flight, batched by LBA.</summary>
+    /// <summary>
+    /// Over the threshold: write back every dirty page not already in flight, batched by LBA, until below it. One such
+    /// writeback at a time: every writer over the threshold would otherwise plan the whole dirty set again.
+    /// </summary>
     private async Task FlushAllDirty()
     {
+        if (_flushingThreshold)
+        {
+            return;
+        }
+        _flushingThreshold = true;
         try
         {
-            await Flush(_dirty.NotInFlight());
+            while (_dirty.DirtyCount > _config!.DirtyThreshold)
+            {
+                List<int> pages = _dirty.NotInFlight();
+                if (pages.Count == 0)
+                {
+                    break; // all in flight: the ends of their runs wake the throttled writers
+                }
+                await Flush(pages);
+            }
         }
         catch (Exception e)
         {
             logger.LogError(e, "Threshold writeback of volume {Volume} failed; pages stay dirty", _volume);
+        }
+        finally
+        {
+            _flushingThreshold = false;
         }
     }
 

@@ -14,11 +14,17 @@ public sealed class VolumeDevice : IBlockDevice
     private readonly IGrainFactory _grains;
     private readonly VolumeConfig _volume;
     private readonly FlushCoalescer _flushes;
+    private readonly bool _localPages;
 
-    public VolumeDevice(IGrainFactory grains, VolumeConfig volume)
+    /// <param name="localPages">
+    /// Pages this device activates go to the silo it runs in (<see cref="PagePlacement.LocalKey"/>): for a device
+    /// inside a silo, whose page calls then stay in the process.
+    /// </param>
+    public VolumeDevice(IGrainFactory grains, VolumeConfig volume, bool localPages = false)
     {
         _grains = grains;
         _volume = volume;
+        _localPages = localPages;
         _flushes = new FlushCoalescer(() => Sync(0, volume.Pages));
     }
 
@@ -37,6 +43,7 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task<byte[]> ReadAsync(long offset, int length, CancellationToken ct)
     {
+        MarkLocal();
         var (first, last) = Pages(offset, length);
         if (first == last)
         {
@@ -53,6 +60,7 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task WriteAsync(long offset, byte[] data, bool fua, CancellationToken ct)
     {
+        MarkLocal();
         var (first, last) = Pages(offset, data.Length);
         if (first == last)
         {
@@ -71,6 +79,7 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task ZeroAsync(long offset, long length, bool fua, CancellationToken ct)
     {
+        MarkLocal();
         byte[] zeroPage = new byte[PageSize]; // never changed: a page copies what it is given
         await ForEachPage(offset, length, (page, inPage, at, count) =>
             WritePage(page, inPage, count == PageSize ? zeroPage : new byte[count]));
@@ -83,6 +92,15 @@ public sealed class VolumeDevice : IBlockDevice
 
     /// <summary>The volume's fsync, group-committed: FLUSH requests that arrive while one runs share the next one.</summary>
     public Task FlushAsync(CancellationToken ct) => _flushes.FlushAsync();
+
+    /// <summary>Page calls of this async flow carry the local-placement hint (the flow's own copy of the request context).</summary>
+    private void MarkLocal()
+    {
+        if (_localPages)
+        {
+            RequestContext.Set(PagePlacement.LocalKey, true);
+        }
+    }
 
     private async Task WritePage(int page, int offset, byte[] data)
     {
@@ -167,9 +185,13 @@ public sealed class VolumeCatalog : IExportCatalog
     private readonly Dictionary<string, VolumeConfig> _volumes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Task<VolumeDevice>> _open = new(StringComparer.Ordinal);
 
-    public VolumeCatalog(IGrainFactory grains, IEnumerable<VolumeConfig> volumes)
+    private readonly bool _localPages;
+
+    /// <param name="localPages">The catalog serves from inside a silo: pages go to that silo (see <see cref="VolumeDevice"/>).</param>
+    public VolumeCatalog(IGrainFactory grains, IEnumerable<VolumeConfig> volumes, bool localPages = false)
     {
         _grains = grains;
+        _localPages = localPages;
         foreach (VolumeConfig v in volumes)
         {
             _volumes[v.Id] = v;
@@ -204,6 +226,6 @@ public sealed class VolumeCatalog : IExportCatalog
     private async Task<VolumeDevice> Create(VolumeConfig config)
     {
         await _grains.Volume(config.Id).Create(config);
-        return new VolumeDevice(_grains, config);
+        return new VolumeDevice(_grains, config, _localPages);
     }
 }

@@ -77,4 +77,8 @@ public readonly record struct NbdRequest(CommandFlags Flags, NbdCommand Command,
 }
 
 /// <summary>The peer broke the protocol: the connection is closed (the server goes on serving everyone else).</summary>
-public sealed class NbdProtocolException(string message) : Exception(message);
+public sealed class NbdProtocolException(string message, bool peerLeft = false) : Exception(message)
+{
+    /// <summary>The peer closed the connection before sending anything more (a port probe, a client that gave up): not a violation.</summary>
+    public bool PeerLeft { get; } = peerLeft;
+}

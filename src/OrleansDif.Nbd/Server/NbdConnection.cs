@@ -35,6 +35,10 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
                 await TransmitAsync(device, ct);
             }
         }
+        catch (NbdProtocolException e) when (e.PeerLeft)
+        {
+            logger.LogDebug("NBD client {Peer} left during the handshake", _peer);
+        }
         catch (NbdProtocolException e)
         {
             stats.ProtocolViolation();
@@ -218,7 +222,8 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
         if (r.Buffer.Length < count)
         {
             _reader.AdvanceTo(r.Buffer.Start, r.Buffer.End);
-            throw new NbdProtocolException(r.Buffer.Length == 0 && r.IsCompleted ? "the client closed the connection during the handshake" : "truncated handshake");
+            bool left = r.Buffer.Length == 0 && r.IsCompleted;
+            throw new NbdProtocolException(left ? "the client closed the connection during the handshake" : "truncated handshake", left);
         }
         byte[] bytes = r.Buffer.Slice(0, count).ToArray();
         _reader.AdvanceTo(r.Buffer.GetPosition(count));
