@@ -71,6 +71,7 @@ public sealed class VolumeDevice : IBlockDevice
             await ForEachPage(offset, data.Length, (page, inPage, at, count) =>
                 WritePage(page, inPage, count == data.Length ? data : data.AsSpan(at, count).ToArray()));
         }
+        _flushes.WriteCompleted();
         if (fua)
         {
             await Sync(first, last - first + 1);
@@ -83,6 +84,7 @@ public sealed class VolumeDevice : IBlockDevice
         byte[] zeroPage = new byte[PageSize]; // never changed: a page copies what it is given
         await ForEachPage(offset, length, (page, inPage, at, count) =>
             WritePage(page, inPage, count == PageSize ? zeroPage : new byte[count]));
+        _flushes.WriteCompleted();
         if (fua)
         {
             var (first, last) = Pages(offset, length);
@@ -90,7 +92,10 @@ public sealed class VolumeDevice : IBlockDevice
         }
     }
 
-    /// <summary>The volume's fsync, group-committed: FLUSH requests that arrive while one runs share the next one.</summary>
+    /// <summary>
+    /// The volume's fsync, group-committed: a FLUSH joins the fsync under way if that started after every write
+    /// completed before the FLUSH arrived, else shares the next one with every FLUSH that arrives meanwhile.
+    /// </summary>
     public Task FlushAsync(CancellationToken ct) => _flushes.FlushAsync();
 
     /// <summary>Page calls of this async flow carry the local-placement hint (the flow's own copy of the request context).</summary>

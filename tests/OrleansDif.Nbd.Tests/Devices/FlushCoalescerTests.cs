@@ -20,7 +20,7 @@ public sealed class FlushCoalescerTests
         }
 
         /// <summary>Waits for the next flush to start (an event, not a time).</summary>
-        public Task NextStart() => _starts.WaitAsync();
+        public Task NextStart() => _starts.WaitAsync().WaitAsync(TimeSpan.FromMinutes(1)); // bound: a hang fails, it does not stall the suite
 
         public int Count
         {
@@ -41,6 +41,7 @@ public sealed class FlushCoalescerTests
         var coalescer = new FlushCoalescer(flush.Run);
         Task first = coalescer.FlushAsync();
         await flush.NextStart();
+        coalescer.WriteCompleted(); // after the running flush started: it does not cover this write
         Task second = coalescer.FlushAsync();
         Task third = coalescer.FlushAsync();
         Assert.Equal(1, flush.Count); // nothing new starts while one runs
@@ -72,5 +73,25 @@ public sealed class FlushCoalescerTests
         await Assert.ThrowsAsync<BlockDeviceException>(() => coalescer.FlushAsync());
         await coalescer.FlushAsync();
         Assert.Equal(2, calls);
+    }
+
+    [Fact]
+    public async Task ACallerWhoseWritesAllCompletedBeforeTheRunningFlushStartedJoinsIt()
+    {
+        var flush = new GatedFlush();
+        var coalescer = new FlushCoalescer(flush.Run);
+        coalescer.WriteCompleted();
+        Task first = coalescer.FlushAsync();       // covers write 1
+        await flush.NextStart();
+        Task joined = coalescer.FlushAsync();      // no write completed since it started: the same flush covers it
+        coalescer.WriteCompleted();
+        Task next = coalescer.FlushAsync();        // write 2 completed after it started: the next flush
+        flush.Started[0].SetResult();
+        await Task.WhenAll(first, joined);
+        Assert.False(next.IsCompleted);
+        await flush.NextStart();
+        flush.Started[1].SetResult();
+        await next;
+        Assert.Equal(2, coalescer.Flushes);
     }
 }
