@@ -182,6 +182,10 @@ internal static class NbdBenchmark
             catch (Exception e) when (e is InvalidOperationException or TimeoutException)
             {
                 await stderr.WriteLineAsync($"orleansdif bench nbd: {e.Message}");
+                if (nbdkit.HasExited || !s_nbdkitSaid.IsEmpty)
+                {
+                    await stderr.WriteLineAsync($"nbdkit {(nbdkit.HasExited ? $"exited ({nbdkit.ExitCode})" : "is running")}: {string.Join(" | ", s_nbdkitSaid)}");
+                }
                 return CliApp.ExitFailed;
             }
             finally
@@ -247,14 +251,34 @@ internal static class NbdBenchmark
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 
+    /// <summary>
+    /// nbdkit in the foreground, killed by this command when it ends. Not --exit-with-parent: that is tied to the
+    /// thread that started it (PR_SET_PDEATHSIG), and a pool thread that retires would stop nbdkit mid-run.
+    /// </summary>
     private static Process StartNbdkit(int port, string file)
     {
         var psi = new ProcessStartInfo("nbdkit") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "--foreground", "--exit-with-parent", "-i", "127.0.0.1", "-p", port.ToString(), "file", file })
+        foreach (string a in new[] { "--foreground", "-i", "127.0.0.1", "-p", port.ToString(), "file", file })
         {
             psi.ArgumentList.Add(a);
         }
-        return Process.Start(psi) ?? throw new InvalidOperationException("nbdkit did not start");
+        Process p = Process.Start(psi) ?? throw new InvalidOperationException("nbdkit did not start");
+        // Drained, so that nbdkit never blocks on a full pipe; what it says is kept for the error message.
+        p.OutputDataReceived += (_, e) => Keep(e.Data);
+        p.ErrorDataReceived += (_, e) => Keep(e.Data);
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<string> s_nbdkitSaid = new();
+
+    private static void Keep(string? line)
+    {
+        if (line is not null && s_nbdkitSaid.Count < 100)
+        {
+            s_nbdkitSaid.Enqueue(line);
+        }
     }
 
     private static int FreePort()
