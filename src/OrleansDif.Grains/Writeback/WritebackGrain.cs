@@ -162,14 +162,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             return new FsyncResult(true, 0, null);
         }
-        // The dirty pages are written back at once, while the pages are asked for their state: a snapshot taken after
-        // this fsync began holds every write acknowledged before it, so the rounds below find them settled.
-        List<int> dirtyNow = targets.Where(p => _dirty.IsDirty(p) && !_dirty.IsInFlight(p)).ToList();
-        Task early = Flush(dirtyNow);
         // Asking each page activates the ones that went with a silo: they load, find the intent and say so.
-        Task<PageInfo[]> asking = Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
-        await Task.WhenAll(early, asking);
-        PageInfo[] infos = await asking;
+        PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
         var plan = new FsyncPlan(targets.Count);
         for (int i = 0; i < targets.Count; i++)
         {
@@ -198,18 +192,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 plan.Want(page, info.Version, info.Activation);
             }
         }
-        bool flushed = false;
-        if (dirtyNow.Count > 0)
-        {
-            // What the early writeback landed is settled by one flush of the disks, before any round writes again
-            // (a page written since is not this fsync's to wait for).
-            await FlushDisks();
-            flushed = true;
-            SettleLanded(plan);
-        }
         // Rounds until everything is durable: write back, flush the disks, check. Bounded in time by two leases (a
         // writeback whose flusher died ends when its lease expires) and in rounds.
         long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (2L * config.LeaseMs + 5_000) / 1000;
+        bool flushed = false;
         for (int round = 0; round < MaxFsyncRounds * 10 && (!plan.Done || !flushed) && (round < MaxFsyncRounds || Stopwatch.GetTimestamp() < deadline); round++)
         {
             foreach (int p in plan.Waiting.Where(_poisoned.Contains).ToList())
