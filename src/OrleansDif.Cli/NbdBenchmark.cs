@@ -112,7 +112,8 @@ internal static class NbdBenchmark
                 f.SetLength(device.Size);
             }
             int basePort = FreePort();
-            using Process nbdkit = StartNbdkit(basePort, file);
+            Process nbdkit = StartNbdkit(basePort, file);
+            int restarts = 0;
             try
             {
                 await WaitForPortAsync(basePort, TimeSpan.FromSeconds(10), ct);
@@ -136,6 +137,16 @@ internal static class NbdBenchmark
                         for (int k = 0; k < servers.Length; k++)
                         {
                             var (serverName, uri) = servers[(k + round) % servers.Length]; // alternate who goes first
+                            if (uri != ours && nbdkit.HasExited)
+                            {
+                                // nbdkit sometimes exits (status 0) between runs when started by this process: start it
+                                // again on the same file and port, and say so.
+                                console.MarkupLine($"nbdkit exited ({nbdkit.ExitCode}); started again");
+                                nbdkit.Dispose();
+                                nbdkit = StartNbdkit(basePort, file);
+                                restarts++;
+                                await WaitForPortAsync(basePort, TimeSpan.FromSeconds(10), ct);
+                            }
                             double v = await RunFioAsync(uri, job, iodepth, runtime, ct);
                             console.MarkupLine($"round {round + 1}/{roundCount} {job.Name,-18} {Markup.Escape(serverName),-12} {v,9:F0} IOPS");
                             iops.TryAdd((job.Name, serverName), []);
@@ -174,6 +185,7 @@ internal static class NbdBenchmark
                         ["rounds"] = roundCount,
                         ["jobs"] = results,
                         ["servedFrom"] = inSilo ? "silo" : "client",
+                        ["nbdkitRestarts"] = restarts,
                     };
                     await File.WriteAllTextAsync(path, doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), CancellationToken.None);
                 }
@@ -198,6 +210,7 @@ internal static class NbdBenchmark
                 {
                     // exited already
                 }
+                nbdkit.Dispose();
                 Directory.Delete(dir, recursive: true);
             }
         });
@@ -257,7 +270,7 @@ internal static class NbdBenchmark
     /// </summary>
     private static Process StartNbdkit(int port, string file)
     {
-        var psi = new ProcessStartInfo("nbdkit") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("nbdkit") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { "--foreground", "-i", "127.0.0.1", "-p", port.ToString(), "file", file })
         {
             psi.ArgumentList.Add(a);
