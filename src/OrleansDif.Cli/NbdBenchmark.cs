@@ -58,12 +58,12 @@ internal static class NbdBenchmark
             int roundCount = parse.GetValue(rounds), iodepth = parse.GetValue(depth);
             try
             {
-                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
-                runtime = LoadOptions.ParseDuration(parse.GetValue(duration)!);
                 if (roundCount is < 1 or > 100 || iodepth is < 1 or > 1024)
                 {
                     throw new UsageException("--rounds must be 1..100 and --iodepth 1..1024");
                 }
+                runtime = LoadOptions.ParseDuration(parse.GetValue(duration)!);
+                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
                 if (cluster.Volumes.Count == 0)
                 {
                     throw new UsageException("the cluster config has no volume");

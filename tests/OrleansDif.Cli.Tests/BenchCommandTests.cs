@@ -22,6 +22,32 @@ public class BenchCommandTests
         }
     }
 
+    [Theory]
+    [InlineData("nbd", "--bind", "not-an-address")]
+    [InlineData("nbd", "--port", "70000")]
+    [InlineData("nbd", "--config", "does-not-exist.json")]
+    public async Task NbdBadInputIsAUsageErrorNamingIt(string command, string option, string value)
+    {
+        var (exit, _, stderr) = await CliRunner.RunAsync(command, option, value);
+        Assert.Equal(2, exit);
+        Assert.Contains("orleansdif nbd", stderr);
+    }
+
+    [Fact]
+    public async Task BenchNbdBadRoundsIsAUsageError()
+    {
+        if (OrleansDif.Cli.NbdBenchmark.FindTool("fio") is null || OrleansDif.Cli.NbdBenchmark.FindTool("nbdkit") is null)
+        {
+            var (skipExit, skipOut, _) = await CliRunner.RunAsync("bench", "nbd", "--rounds", "0");
+            Assert.Equal(0, skipExit); // without the tools the command says so and measures nothing
+            Assert.Contains("skipped", skipOut);
+            return;
+        }
+        var (exit, _, stderr) = await CliRunner.RunAsync("bench", "nbd", "--rounds", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--rounds", stderr);
+    }
+
     [Fact]
     public async Task UnknownCommandIsUsageError()
     {

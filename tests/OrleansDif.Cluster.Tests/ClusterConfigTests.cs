@@ -59,6 +59,14 @@ public sealed class ClusterConfigTests : IDisposable
     }
 
     [Fact]
+    public void AnNbdPortIsOptionalAndSetByOverride()
+    {
+        ClusterConfig c = ClusterConfig.Load(Write(Good), ["--silos:0:nbdPort=10809"], environment: false);
+        Assert.Equal(10809, c.Silos[0].NbdPort);
+        Assert.Null(c.Silos[1].NbdPort);
+    }
+
+    [Fact]
     public void CommandLineOverridesWin()
     {
         ClusterConfig c = ClusterConfig.Load(Write(Good), ["--dataDirectory=/tmp/other", "--silos:1:gatewayPort=31000"], environment: false);
@@ -80,6 +88,9 @@ public sealed class ClusterConfigTests : IDisposable
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"membership\": \"zookeeper\"", "membership")]
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"membership\": \"redis\", \"redis\": \"localhost\"", "redis")]
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"responseTimeoutMs\": 5", "responseTimeoutMs")]
+    [InlineData("\"gatewayPort\": 30001", "\"gatewayPort\": 30001, \"nbdPort\": 70000", "silos[1].nbdPort")]
+    [InlineData("\"gatewayPort\": 30001", "\"gatewayPort\": 30001, \"nbdPort\": 30000", "silos[1].nbdPort")]
+    [InlineData("\"gatewayPort\": 30001", "\"gatewayPort\": 30001, \"nbdPort\": \"nbd\"", "silos[1].nbdPort")]
     public void BadFieldsAreNamed(string from, string to, string field)
     {
         var e = Assert.Throws<ConfigException>(() => ClusterConfig.Load(Write(Good.Replace(from, to)), environment: false));
