@@ -55,6 +55,7 @@ internal static class NbdBenchmark
             string[] setValues = parse.GetValue(set) ?? [];
             ClusterConfig cluster;
             TimeSpan runtime;
+            bool inSilo = parse.GetValue(local);
             int roundCount = parse.GetValue(rounds), iodepth = parse.GetValue(depth);
             try
             {
@@ -63,7 +64,10 @@ internal static class NbdBenchmark
                     throw new UsageException("--rounds must be 1..100 and --iodepth 1..1024");
                 }
                 runtime = LoadOptions.ParseDuration(parse.GetValue(duration)!);
-                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
+                // As `nbd --local` serves: from inside silo 0.
+                (cluster, setValues) = inSilo
+                    ? NbdCommand.InSilo0(parse.GetValue(config)!, setValues, FreePort())
+                    : (ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues)), setValues);
                 if (cluster.Volumes.Count == 0)
                 {
                     throw new UsageException("the cluster config has no volume");
@@ -73,14 +77,6 @@ internal static class NbdBenchmark
             {
                 await stderr.WriteLineAsync($"orleansdif bench nbd: {e.Message}");
                 return CliApp.ExitUsage;
-            }
-            bool inSilo = parse.GetValue(local);
-            int siloPort = FreePort();
-            if (inSilo)
-            {
-                // As `nbd --local` serves: from inside silo 0.
-                setValues = [.. setValues, $"silos:0:nbdPort={siloPort}"];
-                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
             }
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, inSilo, console, ct);
             var catalog = new VolumeCatalog(session.Client, cluster.Volumes.Select(v => v.ToVolumeConfig()));
@@ -94,9 +90,8 @@ internal static class NbdBenchmark
             string ours;
             if (inSilo)
             {
-                var silo0 = new IPEndPoint(IPAddress.Parse(cluster.Silos[0].Address), siloPort);
-                await WaitForPortAsync(silo0, TimeSpan.FromSeconds(30), ct);
-                ours = $"nbd://{silo0.Address}:{siloPort}/{name}";
+                IPEndPoint silo0 = await NbdCommand.Silo0ServesAsync(cluster, ct);
+                ours = $"nbd://{silo0.Address}:{silo0.Port}/{name}";
             }
             else
             {

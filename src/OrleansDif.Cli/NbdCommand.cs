@@ -30,35 +30,30 @@ internal static class NbdCommand
             string[] setValues = parse.GetValue(set) ?? [];
             ClusterConfig cluster;
             IPEndPoint endpoint;
+            bool inSilo = parse.GetValue(local);
             try
             {
-                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
                 endpoint = Endpoint(parse.GetValue(bind)!, parse.GetValue(port));
+                (cluster, setValues) = inSilo
+                    ? InSilo0(parse.GetValue(config)!, setValues, endpoint.Port)
+                    : (ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues)), setValues);
             }
             catch (Exception e) when (e is UsageException or ConfigException)
             {
                 await stderr.WriteLineAsync($"orleansdif nbd: {e.Message}");
                 return CliApp.ExitUsage;
             }
-            bool inSilo = parse.GetValue(local);
-            if (inSilo)
-            {
-                // The front end runs inside silo 0: page calls stay in its process, and the pages it serves live there.
-                setValues = [.. setValues, $"silos:0:nbdPort={endpoint.Port}"];
-                cluster = ClusterConfig.Load(parse.GetValue(config)!, SiloCommands.Overrides(setValues));
-            }
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, inSilo, console, ct);
             var catalog = new VolumeCatalog(session.Client, cluster.Volumes.Select(v => v.ToVolumeConfig()));
+            using ILoggerFactory logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
             NbdServer? server = null;
             IPEndPoint serving;
             if (inSilo)
             {
-                serving = new IPEndPoint(IPAddress.Parse(cluster.Silos[0].Address), endpoint.Port);
-                await NbdBenchmark.WaitForPortAsync(serving, TimeSpan.FromSeconds(30), ct);
+                serving = await Silo0ServesAsync(cluster, ct);
             }
             else
             {
-                using ILoggerFactory logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
                 server = new NbdServer(catalog, endpoint, logs.CreateLogger("nbd"));
                 server.Start();
                 serving = server.Endpoint;
@@ -88,6 +83,28 @@ internal static class NbdCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// The config with silo 0 serving NBD on <paramref name="port"/> (the front end inside silo 0: page calls stay in its
+    /// process, and the pages it serves live there), and the overrides that say so, for the child silos too.
+    /// </summary>
+    public static (ClusterConfig Cluster, string[] SetValues) InSilo0(string configPath, string[] setValues, int port)
+    {
+        if (port == 0)
+        {
+            throw new UsageException("--port 0: a silo serves NBD on a port of its config; name one");
+        }
+        string[] values = [.. setValues, $"silos:0:nbdPort={port}"];
+        return (ClusterConfig.Load(configPath, SiloCommands.Overrides(values)), values);
+    }
+
+    /// <summary>Waits until silo 0's NBD front end accepts connections; its endpoint.</summary>
+    public static async Task<IPEndPoint> Silo0ServesAsync(ClusterConfig cluster, CancellationToken ct)
+    {
+        var endpoint = new IPEndPoint(IPAddress.Parse(cluster.Silos[0].Address), cluster.Silos[0].NbdPort!.Value);
+        await NbdBenchmark.WaitForPortAsync(endpoint, TimeSpan.FromSeconds(30), ct);
+        return endpoint;
     }
 
     public static IPEndPoint Endpoint(string bind, int port)

@@ -34,6 +34,14 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public async Task NbdInsideASiloNeedsAPort()
+    {
+        var (exit, _, stderr) = await CliRunner.RunAsync("nbd", "--local", "--port", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--port 0", stderr);
+    }
+
+    [Fact]
     public async Task BenchNbdBadRoundsIsAUsageError()
     {
         if (OrleansDif.Cli.NbdBenchmark.FindTool("fio") is null || OrleansDif.Cli.NbdBenchmark.FindTool("nbdkit") is null)

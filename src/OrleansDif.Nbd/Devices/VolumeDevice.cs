@@ -69,7 +69,7 @@ public sealed class VolumeDevice : IBlockDevice
         else
         {
             await ForEachPage(offset, data.Length, (page, inPage, at, count) =>
-                WritePage(page, inPage, count == data.Length ? data : data.AsSpan(at, count).ToArray()));
+                WritePage(page, inPage, data.AsSpan(at, count).ToArray()));
         }
         _flushes.WriteCompleted();
         if (fua)

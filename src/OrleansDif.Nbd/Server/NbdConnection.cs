@@ -216,18 +216,27 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
     private Task OptionErrorAsync(NbdOption option, NbdOptionReply error, string message, CancellationToken ct) =>
         OptionReplyAsync(option, error, Encoding.UTF8.GetBytes(message), ct);
 
+    /// <summary>Exactly <paramref name="count"/> bytes of the handshake; a client that stops short broke it (or left).</summary>
     private async Task<byte[]> ReadExactAsync(int count, CancellationToken ct)
+    {
+        var (bytes, got) = await TryReadAsync(count, ct);
+        return bytes ?? throw (got == 0
+            ? new NbdProtocolException("the client closed the connection during the handshake", peerLeft: true)
+            : new NbdProtocolException("truncated handshake"));
+    }
+
+    /// <summary>The next <paramref name="count"/> bytes, or null (with how many there were) when the client stopped short.</summary>
+    private async Task<(byte[]? Bytes, long Got)> TryReadAsync(int count, CancellationToken ct)
     {
         ReadResult r = await _reader.ReadAtLeastAsync(count, ct);
         if (r.Buffer.Length < count)
         {
             _reader.AdvanceTo(r.Buffer.Start, r.Buffer.End);
-            bool left = r.Buffer.Length == 0 && r.IsCompleted;
-            throw new NbdProtocolException(left ? "the client closed the connection during the handshake" : "truncated handshake", left);
+            return (null, r.Buffer.Length);
         }
         byte[] bytes = r.Buffer.Slice(0, count).ToArray();
         _reader.AdvanceTo(r.Buffer.GetPosition(count));
-        return bytes;
+        return (bytes, count);
     }
 
     // ------------------------------------------------------------------ transmission
@@ -258,10 +267,10 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
                     {
                         throw new NbdProtocolException($"write of {request.Length} bytes, more than {NbdLimits.MaximumPayload}");
                     }
-                    payload = await ReadPayloadAsync((int)request.Length, ct);
+                    (payload, _) = await TryReadAsync((int)request.Length, ct);
                     if (payload is null)
                     {
-                        return;
+                        return; // truncated: the client left
                     }
                 }
                 if (request.Command == NbdCommand.Disconnect)
@@ -301,19 +310,6 @@ internal sealed class NbdConnection(Socket socket, IExportCatalog exports, NbdSt
             _replies.Writer.TryComplete();
             await writing;
         }
-    }
-
-    private async Task<byte[]?> ReadPayloadAsync(int length, CancellationToken ct)
-    {
-        ReadResult r = await _reader.ReadAtLeastAsync(length, ct);
-        if (r.Buffer.Length < length)
-        {
-            _reader.AdvanceTo(r.Buffer.Start, r.Buffer.End);
-            return null; // truncated: the client left
-        }
-        byte[] payload = r.Buffer.Slice(0, length).ToArray();
-        _reader.AdvanceTo(r.Buffer.GetPosition(length));
-        return payload;
     }
 
     private async Task ServeAsync(IBlockDevice device, NbdRequest request, byte[]? payload, SemaphoreSlim slots, CancellationToken ct)
