@@ -151,6 +151,13 @@ public interface IDiskGrain : IGrainWithStringKey
     Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions);
 
     /// <summary>
+    /// Several page commands submitted at once (a queue of commands behind one doorbell): each runs as
+    /// <see cref="WritePages"/> would, in order, with its own result. The whole batch is checked first: a malformed
+    /// command refuses the batch and none runs.
+    /// </summary>
+    Task<DiskWriteResult[]> WritePageBatch(DiskCommand[] commands);
+
+    /// <summary>
     /// Reads a page (verified) with the version the disk holds for it. With <paramref name="claim"/>: hands out a
     /// new epoch and refuses from then on every command of an older one for this page (a new page activation).
     /// </summary>

@@ -32,6 +32,17 @@ public sealed record ProtectionFailure(
         $"LBA {Lba} {Check} check failed (expected 0x{Expected:X}, actual 0x{Actual:X}; SCSI {SenseKey:X2}/{Asc:X2}/{Ascq:X2}; NVMe {NvmeStatusCodeType}/0x{NvmeStatusCode:X2})";
 }
 
+/// <summary>A multi-sector write of contiguous whole pages: data, one PI tuple per sector, and each page's version.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskCommand(
+    [property: Id(0)] long Lba,
+    [property: Id(1)] byte[] Data,
+    [property: Id(2)] byte[] Pi,
+    [property: Id(3)] long[] Versions)
+{
+    public int Pages => Versions.Length;
+}
+
 /// <summary>
 /// Outcome of a disk write command: accepted into the disk's volatile write cache (durable after a flush of the disk
 /// activation <see cref="Boot"/>), rejected by a PI check (<see cref="Failure"/>), or refused as stale (a page of it

@@ -27,6 +27,26 @@ internal static class NbdBenchmark
         new("randread", ["--rw=randread"]),
     ];
 
+    /// <summary>The jobs named in a comma-separated list (all when none); an unknown name is a usage error.</summary>
+    public static Job[] SelectJobs(string? names)
+    {
+        if (string.IsNullOrWhiteSpace(names))
+        {
+            return Jobs;
+        }
+        var picked = new List<Job>();
+        foreach (string n in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            Job job = Jobs.FirstOrDefault(j => j.Name == n)
+                ?? throw new UsageException($"--jobs: no job '{n}' (jobs: {string.Join(", ", Jobs.Select(j => j.Name))})");
+            if (!picked.Contains(job))
+            {
+                picked.Add(job);
+            }
+        }
+        return [.. picked];
+    }
+
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var config = SiloCommands.ConfigOption();
@@ -37,9 +57,10 @@ internal static class NbdBenchmark
         var depth = new Option<int>("--iodepth") { Description = "fio queue depth", DefaultValueFactory = _ => 32 };
         var export = new Option<string?>("--export") { Description = "Export to measure (default: the first volume, stable policy)" };
         var json = new Option<string?>("--json") { Description = "Write every run, the medians and the ratios as JSON to this path" };
+        var jobs = new Option<string?>("--jobs") { Description = $"Comma-separated jobs to run (default all: {string.Join(",", Jobs.Select(j => j.Name))})" };
         var command = new Command("nbd", "fio over NBD: orleansdif nbd vs nbdkit file, 4 KiB random writes (with and without --fsync=32) and reads")
         {
-            config, set, local, duration, rounds, depth, export, json,
+            config, set, local, duration, rounds, depth, export, json, jobs,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -57,8 +78,10 @@ internal static class NbdBenchmark
             TimeSpan runtime;
             bool inSilo = parse.GetValue(local);
             int roundCount = parse.GetValue(rounds), iodepth = parse.GetValue(depth);
+            Job[] selected;
             try
             {
+                selected = SelectJobs(parse.GetValue(jobs));
                 if (roundCount is < 1 or > 100 || iodepth is < 1 or > 1024)
                 {
                     throw new UsageException("--rounds must be 1..100 and --iodepth 1..1024");
@@ -127,7 +150,7 @@ internal static class NbdBenchmark
                 var iops = new Dictionary<(string Job, string Server), List<double>>();
                 for (int round = 0; round < roundCount; round++)
                 {
-                    foreach (Job job in Jobs)
+                    foreach (Job job in selected)
                     {
                         for (int k = 0; k < servers.Length; k++)
                         {
@@ -151,7 +174,7 @@ internal static class NbdBenchmark
                 }
                 var table = new Table().AddColumns("fio job", "orleansdif IOPS", "nbdkit file IOPS", "ratio");
                 var results = new JsonObject();
-                foreach (Job job in Jobs)
+                foreach (Job job in selected)
                 {
                     double mine = Median(iops[(job.Name, servers[0].Name)]);
                     double baseline = Median(iops[(job.Name, servers[1].Name)]);

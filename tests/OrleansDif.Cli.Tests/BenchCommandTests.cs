@@ -57,6 +57,16 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void BenchNbdJobsSelectsByNameAndRefusesUnknownOnes()
+    {
+        Assert.Equal(OrleansDif.Cli.NbdBenchmark.Jobs, OrleansDif.Cli.NbdBenchmark.SelectJobs(null));
+        var picked = OrleansDif.Cli.NbdBenchmark.SelectJobs("randread, randwrite-fsync32,randread");
+        Assert.Equal(["randread", "randwrite-fsync32"], picked.Select(j => j.Name));
+        var e = Assert.Throws<OrleansDif.LoadGenerator.UsageException>(() => OrleansDif.Cli.NbdBenchmark.SelectJobs("randtrim"));
+        Assert.Contains("randtrim", e.Message);
+    }
+
+    [Fact]
     public async Task UnknownCommandIsUsageError()
     {
         var (exit, _, stderr) = await CliRunner.RunAsync("frobnicate");

@@ -16,6 +16,9 @@ namespace OrleansDif.Grains;
 [DiskSpreadPlacement]
 public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openImages, ILogger<DiskGrain> logger) : Grain, IDiskGrain
 {
+    /// <summary>The most a command batch carries (the same bound as one command).</summary>
+    public const long MaxBatchBytes = 16 << 20;
+
     private DiskImage? _image;
     private CachedDisk? _disk;
     private long _stale;
@@ -59,12 +62,44 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     public async Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions)
     {
         await EnsureOpen();
+        CheckPageCommand(lba, data, versions);
+        return await WriteCommand(lba, data!, pi, versions);
+    }
+
+    public async Task<DiskWriteResult[]> WritePageBatch(DiskCommand[] commands)
+    {
+        await EnsureOpen();
+        if (commands is null || commands.Length == 0)
+        {
+            throw new StorageException(StorageError.EmptyBuffer, "a command batch without commands");
+        }
+        long pages = 0;
+        foreach (DiskCommand c in commands)
+        {
+            // Every command checked before any runs: a malformed batch changes nothing.
+            CheckPageCommand(c.Lba, c.Data, c.Versions);
+            CheckCommand(c.Lba, c.Data.Length, c.Pi?.Length ?? 0);
+            pages += c.Versions.Length;
+        }
+        if (pages * VolumeConfig.PageSize > MaxBatchBytes)
+        {
+            throw new StorageException(StorageError.BufferTooLarge, $"a batch of {pages} pages is over {MaxBatchBytes >> 20} MiB");
+        }
+        var results = new DiskWriteResult[commands.Length];
+        for (int i = 0; i < commands.Length; i++)
+        {
+            results[i] = await WriteCommand(commands[i].Lba, commands[i].Data, commands[i].Pi, commands[i].Versions);
+        }
+        return results;
+    }
+
+    private void CheckPageCommand(long lba, byte[]? data, long[]? versions)
+    {
         int spp = _config!.SectorsPerPage;
         if (versions is null || versions.Length == 0 || lba % spp != 0 || (data?.Length ?? 0) != versions.Length * VolumeConfig.PageSize)
         {
             throw new StorageException(StorageError.OutOfRange, $"a page command covers whole pages from a page boundary with one version each ({versions?.Length ?? 0} versions, {data?.Length ?? 0} bytes at LBA {lba})");
         }
-        return await WriteCommand(lba, data!, pi, versions);
     }
 
     public async Task<DiskPageRead> LoadPage(long lba, bool claim)

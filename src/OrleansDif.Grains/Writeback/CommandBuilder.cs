@@ -2,12 +2,6 @@ using OrleansDif.Protection;
 
 namespace OrleansDif.Grains;
 
-/// <summary>A multi-sector write of contiguous pages: data, one PI tuple per sector, and each page's version.</summary>
-public sealed record DiskCommand(long Lba, byte[] Data, byte[] Pi, long[] Versions)
-{
-    public int Pages => Versions.Length;
-}
-
 /// <summary>
 /// Builds the disk commands of writeback: the pages' data side by side, their PI tuples (guard tags reused from the
 /// copy-in cache where the policy trusts it, computed elsewhere, counted), the version of each page in its application

@@ -72,6 +72,33 @@ public sealed class DirtySet
         return runs;
     }
 
+    /// <summary>
+    /// The runs of <see cref="PlanRuns"/> grouped per disk into batches of at most <paramref name="maxBatchPages"/>
+    /// pages: one disk call each, carrying one command per run (as the block layer's plug hands a driver many
+    /// requests at once).
+    /// </summary>
+    public List<(int Disk, List<List<int>> Runs)> PlanBatches(IEnumerable<int> pages, VolumeConfig config, int maxRunPages, int maxBatchPages)
+    {
+        var batches = new List<(int Disk, List<List<int>> Runs)>();
+        foreach (var group in PlanRuns(pages, config, maxRunPages).GroupBy(r => r.Disk))
+        {
+            List<List<int>>? batch = null;
+            int size = 0;
+            foreach (var (_, run) in group)
+            {
+                if (batch is null || size + run.Count > maxBatchPages)
+                {
+                    batch = [];
+                    size = 0;
+                    batches.Add((group.Key, batch));
+                }
+                batch.Add(run);
+                size += run.Count;
+            }
+        }
+        return batches;
+    }
+
     /// <summary>Dirty → in flight, in the run that completes <paramref name="done"/>.</summary>
     public void Start(List<int> run, Task done)
     {

@@ -15,6 +15,7 @@ namespace OrleansDif.Grains;
 public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IWritebackGrain
 {
     private const int MaxRunPages = 64;          // 256 KiB per disk command at most
+    private const int MaxBatchPages = 256;       // 1 MiB per disk call (a batch of commands) at most
     private const int MaxFsyncRounds = 200;
 
     private string _volume = "";
@@ -476,20 +477,24 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
     }
 
-    /// <summary>Writes back the given pages: runs of contiguous LBAs on one disk, all runs in parallel.</summary>
+    /// <summary>
+    /// Writes back the given pages: runs of contiguous LBAs on one disk (one command each), batched per disk (one disk
+    /// call each), all batches in parallel.
+    /// </summary>
     private Task Flush(List<int> pages)
     {
         var tasks = new List<Task>();
-        foreach (var (disk, run) in _dirty.PlanRuns(pages, _config!, MaxRunPages))
+        foreach (var (disk, runs) in _dirty.PlanBatches(pages, _config!, MaxRunPages, MaxBatchPages))
         {
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _dirty.Start(run, done.Task);
-            tasks.Add(WriteRun(disk, run, done));
+            List<int> batch = [.. runs.SelectMany(r => r)];
+            _dirty.Start(batch, done.Task);
+            tasks.Add(WriteBatch(disk, runs, batch, done));
         }
         return Task.WhenAll(tasks);
     }
 
-    private async Task WriteRun(int disk, List<int> pages, TaskCompletionSource done)
+    private async Task WriteBatch(int disk, List<List<int>> runs, List<int> pages, TaskCompletionSource done)
     {
         VolumeConfig config = _config!;
         var snapshots = new WritebackSnapshot?[pages.Count];
@@ -519,23 +524,34 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 }
             }
             await StepHooks.PassAsync(_volume, StepHooks.WritebackBegun);
-            // Contiguous sub-runs of pages that did start writeback: one disk command each.
-            int start = 0;
-            while (start < pages.Count)
+            // Within each run, one command per contiguous stretch of pages that did start writeback.
+            var spans = new List<(int Start, int End)>();
+            int first = 0;
+            foreach (List<int> run in runs)
             {
-                if (snapshots[start] is null)
+                int stop = first + run.Count;
+                int start = first;
+                while (start < stop)
                 {
-                    start++;
-                    continue;
+                    if (snapshots[start] is null)
+                    {
+                        start++;
+                        continue;
+                    }
+                    int end = start;
+                    while (end + 1 < stop && snapshots[end + 1] is not null && pages[end + 1] == pages[end] + 1
+                           && config.Locate(pages[end + 1]).Lba == config.Locate(pages[end]).Lba + config.SectorsPerPage)
+                    {
+                        end++;
+                    }
+                    spans.Add((start, end));
+                    start = end + 1;
                 }
-                int end = start;
-                while (end + 1 < pages.Count && snapshots[end + 1] is not null && pages[end + 1] == pages[end] + 1
-                       && config.Locate(pages[end + 1]).Lba == config.Locate(pages[end]).Lba + config.SectorsPerPage)
-                {
-                    end++;
-                }
-                await WriteCommand(disk, pages, snapshots, start, end);
-                start = end + 1;
+                first = stop;
+            }
+            if (spans.Count > 0)
+            {
+                await WriteCommands(disk, pages, snapshots, spans);
             }
         }
         catch (Exception e)
@@ -570,86 +586,111 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         }
     }
 
-    private async Task WriteCommand(int disk, List<int> pages, WritebackSnapshot?[] snapshots, int start, int end)
+    /// <summary>Builds one command per span of <paramref name="pages"/>, sends them to the disk in one call, and ends every page's writeback.</summary>
+    private async Task WriteCommands(int disk, List<int> pages, WritebackSnapshot?[] snapshots, List<(int Start, int End)> spans)
     {
         VolumeConfig config = _config!;
-        int n = end - start + 1;
-        var begun = new WritebackSnapshot[n];
-        for (int i = 0; i < n; i++)
+        var commands = new DiskCommand[spans.Count];
+        for (int c = 0; c < spans.Count; c++)
         {
-            begun[i] = snapshots[start + i]!;
+            var (start, end) = spans[c];
+            var begun = new WritebackSnapshot[end - start + 1];
+            for (int i = 0; i < begun.Length; i++)
+            {
+                begun[i] = snapshots[start + i]!;
+            }
+            commands[c] = _builder.Build(config.Locate(pages[start]).Lba, begun);
         }
-        DiskCommand command = _builder.Build(config.Locate(pages[start]).Lba, begun);
         if (WritebackPolicies.For(config.Policy).ReadsAgainAtTransfer)
         {
-            // The 2010 bug: the controller reads (DMA) the page again later, while writers went on.
+            // The 2010 bug: the controller reads (DMA) the pages again later, while writers went on.
             await StepHooks.PassAsync(_volume, StepHooks.BeforeTransfer);
             if (config.UnstableDelayMs > 0)
             {
                 await Task.Delay(config.UnstableDelayMs);
             }
-            byte[][] now = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
-                GrainFactory.Page(_volume, pages[j]).ReadForTransfer(snapshots[j]!.WritebackId)));
-            for (int i = 0; i < n; i++)
+            var indexes = spans.SelectMany((span, c) => Enumerable.Range(span.Start, span.End - span.Start + 1).Select(j => (Command: c, Page: j))).ToArray();
+            byte[][] now = await Task.WhenAll(indexes.Select(x =>
+                GrainFactory.Page(_volume, pages[x.Page]).ReadForTransfer(snapshots[x.Page]!.WritebackId)));
+            for (int k = 0; k < indexes.Length; k++)
             {
-                now[i].CopyTo(command.Data.AsSpan(i * VolumeConfig.PageSize));
+                var (c, j) = indexes[k];
+                now[k].CopyTo(commands[c].Data.AsSpan((j - spans[c].Start) * VolumeConfig.PageSize));
             }
         }
-        InjectTransitFault(command, pages, start);
+        for (int c = 0; c < spans.Count; c++)
+        {
+            InjectTransitFault(commands[c], pages, spans[c].Start);
+        }
         long t0 = Stopwatch.GetTimestamp();
-        DiskWriteResult result = await GrainFactory.Disk(_volume, disk).WritePages(command.Lba, command.Data, command.Pi, command.Versions);
+        DiskWriteResult[] results = await GrainFactory.Disk(_volume, disk).WritePageBatch(commands);
         double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _latencies[_latencyCount++ % _latencies.Length] = ms;
         DifMetrics.WritebackIoMs.Record(ms);
-        _commands++;
-        if (result.Accepted)
+        _commands += commands.Length;
+        for (int c = 0; c < spans.Count; c++)
         {
-            _pages += n;
-            DifMetrics.WritebackPages.Add(n);
-            for (int i = 0; i < n; i++)
+            var (start, end) = spans[c];
+            int n = end - start + 1;
+            DiskWriteResult result = results[c];
+            if (result.Accepted)
             {
-                _ledger.Landed(pages[start + i], disk, begun[i].Version, begun[i].DirtyGeneration, result.Boot);
-            }
-        }
-        else if (result.Stale)
-        {
-            // The disk holds a newer version of a page of this command (a later activation claimed it, or a newer
-            // writeback landed first): fenced, nothing written; the pages say what they still owe.
-            _stale++;
-            logger.LogInformation("Disk {Disk} of {Volume} refused pages {First}..{Last} as stale", disk, _volume, pages[start], pages[end]);
-        }
-        else
-        {
-            _retries++;
-            _rejected.Add(result.Failure!.Check);
-            // The disk reports the first failing sector; which pages of the command failed, the flusher checks
-            // itself on the command it sent.
-            foreach (int i in _builder.FailingPages(command))
-            {
-                if (_rejectedPages.Count < 100_000)
+                _pages += n;
+                DifMetrics.WritebackPages.Add(n);
+                for (int i = start; i <= end; i++)
                 {
-                    _rejectedPages.Add(pages[start + i]);
+                    _ledger.Landed(pages[i], disk, snapshots[i]!.Version, snapshots[i]!.DirtyGeneration, result.Boot);
                 }
             }
-            logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
-                disk, _volume, pages[start], pages[end], result.Failure);
+            else if (result.Stale)
+            {
+                // The disk holds a newer version of a page of this command (a later activation claimed it, or a newer
+                // writeback landed first): fenced, nothing written; the pages say what they still owe.
+                _stale++;
+                logger.LogInformation("Disk {Disk} of {Volume} refused pages {First}..{Last} as stale", disk, _volume, pages[start], pages[end]);
+            }
+            else
+            {
+                _retries++;
+                _rejected.Add(result.Failure!.Check);
+                // The disk reports the first failing sector; which pages of the command failed, the flusher checks
+                // itself on the command it sent.
+                foreach (int i in _builder.FailingPages(commands[c]))
+                {
+                    if (_rejectedPages.Count < 100_000)
+                    {
+                        _rejectedPages.Add(pages[start + i]);
+                    }
+                }
+                logger.LogInformation("Disk {Disk} of {Volume} rejected pages {First}..{Last}: {Failure}; they stay dirty for a retry",
+                    disk, _volume, pages[start], pages[end], result.Failure);
+            }
+            if (result.Accepted)
+            {
+                await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
+            }
         }
-        if (result.Accepted)
+        var ending = new List<(int Page, bool Accepted, long Boot)>();
+        for (int c = 0; c < spans.Count; c++)
         {
-            await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
+            for (int j = spans[c].Start; j <= spans[c].End; j++)
+            {
+                ending.Add((j, results[c].Accepted, results[c].Boot));
+            }
         }
-        EndStatus[] ends = await Task.WhenAll(Enumerable.Range(start, n).Select(j =>
-            GrainFactory.Page(_volume, pages[j]).EndWriteback(snapshots[j]!.WritebackId, result.Accepted, result.Boot)));
-        for (int i = 0; i < n; i++)
+        EndStatus[] ends = await Task.WhenAll(ending.Select(x =>
+            GrainFactory.Page(_volume, pages[x.Page]).EndWriteback(snapshots[x.Page]!.WritebackId, x.Accepted, x.Boot)));
+        for (int k = 0; k < ending.Count; k++)
         {
-            snapshots[start + i] = null; // ended: nothing left to undo
-            if (ends[i] == EndStatus.StaleWriteback)
+            int j = ending[k].Page;
+            snapshots[j] = null; // ended: nothing left to undo
+            if (ends[k] == EndStatus.StaleWriteback)
             {
                 _expired++; // its lease expired first (or the page came back in a new activation)
             }
-            if (ends[i] != EndStatus.Ended)
+            if (ends[k] != EndStatus.Ended)
             {
-                _dirty.MarkDirty(pages[start + i], Stopwatch.GetTimestamp());
+                _dirty.MarkDirty(pages[j], Stopwatch.GetTimestamp());
             }
         }
     }

@@ -49,6 +49,52 @@ public class DiskTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task ABatchRunsEachCommandWithItsOwnResult()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false });
+        IDiskGrain disk = _grains.Disk(v, 0);
+        int spp = v.SectorsPerPage;
+        var (old, oldPi) = Command(v, 2 * spp, spp, 30);
+        Assert.True((await disk.WritePages(2 * spp, old, oldPi, [10])).Accepted);
+
+        var (a, aPi) = Command(v, 0, 2 * spp, 31);           // two pages, good
+        var (b, bPi) = Command(v, 2 * spp, spp, 32);         // older than what the disk holds: fenced
+        var (c, cPi) = Command(v, 4 * spp, spp, 33);         // a bad guard tag
+        cPi[1] ^= 0x01;
+        DiskWriteResult[] r = await disk.WritePageBatch(
+            [new DiskCommand(0, a, aPi, [5, 5]), new DiskCommand(2 * spp, b, bPi, [9]), new DiskCommand(4 * spp, c, cPi, [5])]);
+        Assert.Equal(3, r.Length);
+        Assert.True(r[0].Accepted);
+        Assert.True(r[1].Stale);
+        Assert.False(r[2].Accepted);
+        Assert.Equal(CheckKind.Guard, r[2].Failure!.Check);
+        Assert.Equal(a, (await disk.Read(0, 2 * spp)).Data);
+        Assert.Equal(old, (await disk.Read(2 * spp, spp)).Data);
+    }
+
+    [Fact]
+    public async Task AMalformedCommandRefusesTheWholeBatchAndNothingIsWritten()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false });
+        IDiskGrain disk = _grains.Disk(v, 0);
+        int spp = v.SectorsPerPage;
+        DiskStats before = await disk.GetStats();
+        var (a, aPi) = Command(v, 0, spp, 40);
+        var (b, bPi) = Command(v, spp, spp, 41);
+        var (half, halfPi) = Command(v, 2 * spp, spp / 2, 42);
+        var e = await Assert.ThrowsAsync<StorageException>(() => disk.WritePageBatch(
+            [new DiskCommand(0, a, aPi, [1]), new DiskCommand(spp, b, bPi, [1]), new DiskCommand(2 * spp, half, halfPi, [1])]));
+        Assert.Equal(StorageError.OutOfRange, e.Error);
+        e = await Assert.ThrowsAsync<StorageException>(() => disk.WritePageBatch(
+            [new DiskCommand(0, a, aPi, [1]), new DiskCommand(spp, b, bPi[..^8], [1])]));
+        Assert.Equal(StorageError.PiCountMismatch, e.Error);
+        e = await Assert.ThrowsAsync<StorageException>(() => disk.WritePageBatch([]));
+        Assert.Equal(StorageError.EmptyBuffer, e.Error);
+        Assert.Equal(before.SectorsWritten, (await disk.GetStats()).SectorsWritten);
+        Assert.Equal(new byte[2 * spp * v.SectorSize], (await disk.Read(0, 2 * spp)).Data);
+    }
+
+    [Fact]
     public async Task WithWriteChecksOffABadTupleIsStoredButReadsStillCatchIt()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);

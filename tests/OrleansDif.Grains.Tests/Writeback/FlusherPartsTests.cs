@@ -22,6 +22,21 @@ public sealed class FlusherPartsTests
     }
 
     [Fact]
+    public void BatchesGroupTheRunsOfOneDiskUpToTheirCap()
+    {
+        var set = new DirtySet();
+        // Disk 0: runs [0,1] and [8,9] (cap 2 per run); disk 1: [4,5] and [20].
+        var batches = set.PlanBatches([0, 1, 8, 9, 4, 5, 20], Config, maxRunPages: 2, maxBatchPages: 3);
+        Assert.Equal(3, batches.Count);
+        Assert.Contains(batches, b => b.Disk == 1 && b.Runs.Count == 2 && b.Runs.SelectMany(r => r).Order().SequenceEqual([4, 5, 20]));
+        var disk0 = batches.Where(b => b.Disk == 0).ToList();
+        Assert.Equal(2, disk0.Count); // 2 + 2 pages do not fit in one batch of 3
+        Assert.All(disk0, b => Assert.Single(b.Runs));
+        Assert.Equal([0, 1, 8, 9], disk0.SelectMany(b => b.Runs.SelectMany(r => r)).Order());
+        Assert.Equal(2, set.PlanBatches([0, 1, 8, 9, 4, 5, 20], Config, maxRunPages: 64, maxBatchPages: 256).Count); // one per disk
+    }
+
+    [Fact]
     public void APageInFlightIsInNoOtherRunAndLeavesFlightWithItsOwnRunOnly()
     {
         var set = new DirtySet();
