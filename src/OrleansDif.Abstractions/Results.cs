@@ -151,7 +151,9 @@ public enum BeginStatus
 
 /// <summary>
 /// A page under writeback: its content, the guard tags cached at copy-in (valid where the bit of
-/// <see cref="ValidTags"/> is set), its version and the writeback id that must end it.
+/// <see cref="ValidTags"/> is set), its version and the writeback id that must end it. A writeback that started
+/// carries the page's state as <see cref="IPageGrain.GetInfo"/> gives it at that moment (<see cref="Info"/>): an fsync
+/// that writes a page back itself needs not ask it first.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record WritebackSnapshot(
@@ -162,7 +164,8 @@ public sealed record WritebackSnapshot(
     [property: Id(4)] ushort[] Tags,
     [property: Id(5)] ulong ValidTags,
     [property: Id(6)] bool Copied,
-    [property: Id(7)] long DirtyGeneration = 0);
+    [property: Id(7)] long DirtyGeneration = 0,
+    [property: Id(8)] PageInfo? Info = null);
 
 public enum EndStatus
 {

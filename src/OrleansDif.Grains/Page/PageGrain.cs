@@ -113,6 +113,11 @@ public sealed class PageGrain(
     public async Task<PageInfo> GetInfo()
     {
         await EnsureLoaded();
+        return Info();
+    }
+
+    private PageInfo Info()
+    {
         PageMachine m = _machine;
         return new PageInfo(m.State, m.Version, m.DurableVersion, m.ValidTagSectors, m.WritableMappings, m.RevokedMappings,
             _heldWriters, RuntimeIdentity, m.Poisoned, m.Epoch, m.LoadedVersion, _staleIntent is not null,
@@ -180,6 +185,7 @@ public sealed class PageGrain(
         }
         _writebackEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Guid id = snapshot.WritebackId;
+        snapshot = snapshot with { Info = Info() };
         _lease = this.RegisterGrainTimer(() => LeaseExpired(id), new GrainTimerCreationOptions
         {
             DueTime = TimeSpan.FromMilliseconds(_config.LeaseMs),

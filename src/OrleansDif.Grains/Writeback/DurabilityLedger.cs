@@ -24,6 +24,9 @@ public sealed class DurabilityLedger(long incarnation)
     /// <summary>The version of <paramref name="page"/> known to be on the medium (0: none known).</summary>
     public long Durable(int page) => _durable.GetValueOrDefault(page);
 
+    /// <summary>The last version of activation <paramref name="epoch"/> of <paramref name="page"/> that landed on a disk (flushed or not; 0: none).</summary>
+    public long LandedVersion(int page, long epoch) => _landed.GetValueOrDefault((page, epoch));
+
     /// <summary>Whether a landed version of <paramref name="page"/> still waits for its disk's flush.</summary>
     public bool Unflushed(int page) => _unflushed.Values.Any(d => d.ContainsKey(page));
 

@@ -163,13 +163,25 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         {
             return new FsyncResult(true, 0, null);
         }
-        // Asking each page activates the ones that went with a silo: they load, find the intent and say so.
-        PageInfo[] infos = await Task.WhenAll(targets.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        // Dirty pages this flusher writes back itself: the snapshot each writeback takes (after this call began, so
+        // with every acknowledged write) carries the page's state, so they are not asked first. The others (in flight,
+        // poisoned, lost, owed) are asked; asking activates the ones that went with a silo: they load, find the intent
+        // and say so. A dirty page whose writeback did not start (busy, failed) is asked too.
+        var begun = new Dictionary<int, WritebackSnapshot>();
+        var direct = targets.Where(p => _dirty.IsDirty(p) && !_dirty.IsInFlight(p)).ToHashSet();
+        Task early = direct.Count > 0 ? Flush([.. direct], begun) : Task.CompletedTask;
+        List<int> asked = targets.Where(p => !direct.Contains(p)).ToList();
+        PageInfo[] answers = await Task.WhenAll(asked.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        await early;
+        List<int> unbegun = direct.Where(p => !begun.ContainsKey(p)).ToList();
+        PageInfo[] late = await Task.WhenAll(unbegun.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
+        var infos = new List<(int Page, PageInfo Info)>(targets.Count);
+        infos.AddRange(asked.Zip(answers));
+        infos.AddRange(unbegun.Zip(late));
+        infos.AddRange(begun.Select(kv => (kv.Key, kv.Value.Info!)));
         var plan = new FsyncPlan(targets.Count);
-        for (int i = 0; i < targets.Count; i++)
+        foreach (var (page, info) in infos)
         {
-            int page = targets[i];
-            PageInfo info = infos[i];
             if (info.LostWrites)
             {
                 plan.Judged(page);
@@ -210,7 +222,9 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             // Wait for writebacks already under way (they may carry an older version), then write the rest.
             await Task.WhenAll(_dirty.RunsCarrying(plan.Waiting));
-            await Flush(plan.Waiting.Where(p => !_dirty.IsInFlight(p)).ToList());
+            // (The pages written back above at the wanted version are not written again in the first round.)
+            await Flush(plan.Waiting.Where(p => !_dirty.IsInFlight(p)
+                && !(round == 0 && begun.ContainsKey(p) && _ledger.LandedVersion(p, plan.ActivationOf(p)) >= plan.VersionOf(p))).ToList());
             await FlushDisks();
             flushed = true;
             SettleLanded(plan);
@@ -481,7 +495,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     /// Writes back the given pages: runs of contiguous LBAs on one disk (one command each), batched per disk (one disk
     /// call each), all batches in parallel.
     /// </summary>
-    private Task Flush(List<int> pages)
+    private Task Flush(List<int> pages, Dictionary<int, WritebackSnapshot>? begun = null)
     {
         var tasks = new List<Task>();
         foreach (var (disk, runs) in _dirty.PlanBatches(pages, _config!, MaxRunPages, MaxBatchPages))
@@ -489,12 +503,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             List<int> batch = [.. runs.SelectMany(r => r)];
             _dirty.Start(batch, done.Task);
-            tasks.Add(WriteBatch(disk, runs, batch, done));
+            tasks.Add(WriteBatch(disk, runs, batch, done, begun));
         }
         return Task.WhenAll(tasks);
     }
 
-    private async Task WriteBatch(int disk, List<List<int>> runs, List<int> pages, TaskCompletionSource done)
+    private async Task WriteBatch(int disk, List<List<int>> runs, List<int> pages, TaskCompletionSource done, Dictionary<int, WritebackSnapshot>? begun)
     {
         VolumeConfig config = _config!;
         var snapshots = new WritebackSnapshot?[pages.Count];
@@ -512,13 +526,17 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             for (int i = 0; i < pages.Count; i++)
             {
                 // Each begin on its own: one page that failed does not strand the ones that began.
-                WritebackSnapshot? begun = begins[i].IsCompletedSuccessfully ? begins[i].Result : null;
-                snapshots[i] = begun?.Status == BeginStatus.Started ? begun : null;
-                if (begun?.Status == BeginStatus.Poisoned)
+                WritebackSnapshot? snapshot = begins[i].IsCompletedSuccessfully ? begins[i].Result : null;
+                snapshots[i] = snapshot?.Status == BeginStatus.Started ? snapshot : null;
+                if (snapshots[i] is not null && begun is not null)
+                {
+                    begun[pages[i]] = snapshot!;
+                }
+                if (snapshot?.Status == BeginStatus.Poisoned)
                 {
                     _poisoned.Add(pages[i]); // never written back; fsync reports it
                 }
-                else if (begun is null || begun.Status == BeginStatus.Busy)
+                else if (snapshot is null || snapshot.Status == BeginStatus.Busy)
                 {
                     _dirty.MarkDirty(pages[i], Stopwatch.GetTimestamp()); // failed, or someone else's writeback: again later
                 }
