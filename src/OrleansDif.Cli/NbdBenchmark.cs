@@ -57,10 +57,11 @@ internal static class NbdBenchmark
         var depth = new Option<int>("--iodepth") { Description = "fio queue depth", DefaultValueFactory = _ => 32 };
         var export = new Option<string?>("--export") { Description = "Export to measure (default: the first volume, stable policy)" };
         var json = new Option<string?>("--json") { Description = "Write every run, the medians and the ratios as JSON to this path" };
+        var warmup = new Option<string>("--warmup") { Description = "Unrecorded run of each job on each server before the rounds (JIT, activations); 0s for none", DefaultValueFactory = _ => "3s" };
         var jobs = new Option<string?>("--jobs") { Description = $"Comma-separated jobs to run (default all: {string.Join(",", Jobs.Select(j => j.Name))})" };
         var command = new Command("nbd", "fio over NBD: orleansdif nbd vs nbdkit file, 4 KiB random writes (with and without --fsync=32) and reads")
         {
-            config, set, local, duration, rounds, depth, export, json, jobs,
+            config, set, local, duration, rounds, depth, export, json, jobs, warmup,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -75,7 +76,7 @@ internal static class NbdBenchmark
             }
             string[] setValues = parse.GetValue(set) ?? [];
             ClusterConfig cluster;
-            TimeSpan runtime;
+            TimeSpan runtime, warm;
             bool inSilo = parse.GetValue(local);
             int roundCount = parse.GetValue(rounds), iodepth = parse.GetValue(depth);
             Job[] selected;
@@ -87,6 +88,7 @@ internal static class NbdBenchmark
                     throw new UsageException("--rounds must be 1..100 and --iodepth 1..1024");
                 }
                 runtime = LoadOptions.ParseDuration(parse.GetValue(duration)!);
+                warm = parse.GetValue(warmup) is "0" or "0s" ? TimeSpan.Zero : LoadOptions.ParseDuration(parse.GetValue(warmup)!);
                 // As `nbd --local` serves: from inside silo 0.
                 (cluster, setValues) = inSilo
                     ? NbdCommand.InSilo0(parse.GetValue(config)!, setValues, FreePort())
@@ -147,6 +149,43 @@ internal static class NbdBenchmark
                 {
                     await RunFioAsync(uri, new Job("fill", ["--rw=write", "--bs=1m"]), iodepth: 4, runtime: null, ct);
                 }
+                // nbdkit sometimes exits (status 0) when started by this process, between runs or during one: it is
+                // started again on the same file and port, said, counted, and a run it broke is run again once.
+                async Task RestartNbdkitAsync()
+                {
+                    console.MarkupLine($"nbdkit exited ({nbdkit.ExitCode}); started again");
+                    nbdkit.Dispose();
+                    nbdkit = StartNbdkit(basePort, file);
+                    restarts++;
+                    await WaitForPortAsync(basePort, TimeSpan.FromSeconds(10), ct);
+                }
+                async Task<double> RunAsync(string uri, Job job, TimeSpan length)
+                {
+                    if (uri != ours && nbdkit.HasExited)
+                    {
+                        await RestartNbdkitAsync();
+                    }
+                    try
+                    {
+                        return await RunFioAsync(uri, job, iodepth, length, ct);
+                    }
+                    catch (InvalidOperationException) when (uri != ours && nbdkit.WaitForExit(TimeSpan.FromSeconds(2)))
+                    {
+                        await RestartNbdkitAsync();
+                        return await RunFioAsync(uri, job, iodepth, length, ct);
+                    }
+                }
+                if (warm > TimeSpan.Zero)
+                {
+                    foreach (Job job in selected)
+                    {
+                        foreach (var (serverName, uri) in servers)
+                        {
+                            double w = await RunAsync(uri, job, warm);
+                            console.MarkupLine($"warm-up   {job.Name,-18} {Markup.Escape(serverName),-12} {w,9:F0} IOPS (not counted)");
+                        }
+                    }
+                }
                 var iops = new Dictionary<(string Job, string Server), List<double>>();
                 for (int round = 0; round < roundCount; round++)
                 {
@@ -155,17 +194,7 @@ internal static class NbdBenchmark
                         for (int k = 0; k < servers.Length; k++)
                         {
                             var (serverName, uri) = servers[(k + round) % servers.Length]; // alternate who goes first
-                            if (uri != ours && nbdkit.HasExited)
-                            {
-                                // nbdkit sometimes exits (status 0) between runs when started by this process: start it
-                                // again on the same file and port, and say so.
-                                console.MarkupLine($"nbdkit exited ({nbdkit.ExitCode}); started again");
-                                nbdkit.Dispose();
-                                nbdkit = StartNbdkit(basePort, file);
-                                restarts++;
-                                await WaitForPortAsync(basePort, TimeSpan.FromSeconds(10), ct);
-                            }
-                            double v = await RunFioAsync(uri, job, iodepth, runtime, ct);
+                            double v = await RunAsync(uri, job, runtime);
                             console.MarkupLine($"round {round + 1}/{roundCount} {job.Name,-18} {Markup.Escape(serverName),-12} {v,9:F0} IOPS");
                             iops.TryAdd((job.Name, serverName), []);
                             iops[(job.Name, serverName)].Add(v);
@@ -200,6 +229,7 @@ internal static class NbdBenchmark
                         ["policy"] = device.Volume.Policy.ToString().ToLowerInvariant(),
                         ["iodepth"] = iodepth,
                         ["runtimeSeconds"] = runtime.TotalSeconds,
+                        ["warmupSeconds"] = warm.TotalSeconds,
                         ["rounds"] = roundCount,
                         ["jobs"] = results,
                         ["servedFrom"] = inSilo ? "silo" : "client",

@@ -15,7 +15,7 @@ namespace OrleansDif.Grains;
 public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IWritebackGrain
 {
     private const int MaxRunPages = 64;          // 256 KiB per disk command at most
-    private const int MaxBatchPages = 256;       // 1 MiB per disk call (a batch of commands) at most
+    private const int MaxBatchPages = 16;       // 64 KiB per disk call (a batch of commands) at most
     private const int MaxFsyncRounds = 200;
 
     private string _volume = "";
