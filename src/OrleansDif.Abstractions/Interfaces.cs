@@ -114,8 +114,16 @@ public interface IWritebackGrain : IGrainWithStringKey
     /// </summary>
     Task ReportLost(int page);
 
-    /// <summary>Returns when every page of the range dirtied before the call is durable on the disks.</summary>
-    Task<FsyncResult> Fsync(int firstPage, int pageCount);
+    /// <summary>
+    /// Returns when every page of the range dirtied before the call is durable on the disks. Reports (not durable)
+    /// the writeback errors of the volume recorded after <paramref name="since"/> (a handle's mark, errseq-style:
+    /// <see cref="ErrorMark"/>), or without a mark those this fsync found.
+    /// </summary>
+    Task<FsyncResult> Fsync(int firstPage, int pageCount, ErrorMark? since = null);
+
+    /// <summary>The volume's error sequence now: what a handle records when it opens.</summary>
+    [AlwaysInterleave]
+    Task<ErrorMark> SampleErrors();
 
     /// <summary>
     /// Writes back the dirty pages of the range into the disks' write caches and returns how many it started,

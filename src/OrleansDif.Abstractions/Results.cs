@@ -211,10 +211,29 @@ public enum DurableStatus
 }
 
 /// <summary>
+/// A point in a volume's error sequence (as Linux's <c>errseq_t</c>): the flusher activation that keeps the sequence
+/// and how many errors it had recorded. A handle samples one when it opens and hands it to each fsync, which reports
+/// the errors recorded after it, then the handle keeps the mark the fsync returns: every handle open when an error
+/// happened is told once; a handle opened after it is not told.
+/// </summary>
+[GenerateSerializer, Immutable]
+public readonly record struct ErrorMark([property: Id(0)] long Flusher, [property: Id(1)] long Sequence);
+
+/// <summary>One recorded writeback error: the pages that lost acknowledged writes, and why.</summary>
+[GenerateSerializer, Immutable]
+public sealed record WritebackError(
+    [property: Id(0)] long Flusher,
+    [property: Id(1)] long Sequence,
+    [property: Id(2)] int[] Pages,
+    [property: Id(3)] string Cause);
+
+/// <summary>
 /// Outcome of an fsync: durable, or not, with the pages by cause (callers switch on these, never on the text):
-/// <see cref="LostPages"/> lost acknowledged writes with a silo (reported once), <see cref="PoisonedPages"/> hold
-/// memory corrupted behind the page cache, <see cref="PendingPages"/> were still not durable when the fsync
-/// gave up. <see cref="Error"/> says the same for people.
+/// <see cref="LostPages"/> lost acknowledged writes with a silo (the pages of <see cref="Errors"/>),
+/// <see cref="PoisonedPages"/> hold memory corrupted behind the page cache, <see cref="PendingPages"/> were still
+/// not durable when the fsync gave up. <see cref="Error"/> says the same for people. <see cref="Errors"/>: the
+/// writeback errors recorded since the caller's mark (or, without one, by this fsync); <see cref="Mark"/>: the
+/// error sequence when it returned, the caller's next mark.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record FsyncResult(
@@ -223,7 +242,9 @@ public sealed record FsyncResult(
     [property: Id(2)] string? Error,
     [property: Id(3)] int[]? LostPages = null,
     [property: Id(4)] int[]? PoisonedPages = null,
-    [property: Id(5)] int[]? PendingPages = null)
+    [property: Id(5)] int[]? PendingPages = null,
+    [property: Id(6)] WritebackError[]? Errors = null,
+    [property: Id(7)] ErrorMark Mark = default)
 {
     /// <summary>The fsync failed because pages lost acknowledged writes with their silo (EIO).</summary>
     public bool ReportsLoss => LostPages is { Length: > 0 };

@@ -334,7 +334,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     /// failed because a silo died, is counted (the caller does not take it for an error); the final one is tried
     /// until it succeeds.
     /// </summary>
-    private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, bool final)
+    private async Task<FsyncResult> FsyncAsync(VolumeConfig volume, int pages, ContentModel model, bool final, FsyncHandle? handle = null)
     {
         IWritebackGrain flusher = client.Flusher(volume.Id);
         for (int attempt = 0; ; attempt++)
@@ -343,7 +343,11 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             FsyncResult result;
             try
             {
-                result = await CallAsync(() => flusher.Fsync(0, pages));
+                result = await CallAsync(() => flusher.Fsync(0, pages, handle?.Mark));
+                if (handle is not null && result.Mark != default)
+                {
+                    handle.Mark = result.Mark; // told: the next fsync of this handle reports only newer errors
+                }
             }
             catch (Exception e) when (chaos is not null && Transient(e) && !final)
             {
@@ -458,6 +462,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         var rng = new Random(options.Seed * 7919 + writer);
         var mappings = new Dictionary<int, long>();
         int sinceFsync = 0;
+        // Each writer is a handle of its own (an open file): told of every writeback error recorded after it opened.
+        var handle = new FsyncHandle();
+        if (options.Workload != Workload.Ping)
+        {
+            handle.Mark = await CallAsync(() => client.Flusher(volume.Id).SampleErrors());
+        }
         OperationMix mix = options.Mix;
         while (!stop.IsCancellationRequested)
         {
@@ -503,7 +513,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 {
                     sinceFsync = 0;
                     long t0 = Stopwatch.GetTimestamp();
-                    FsyncResult f = await FsyncAsync(volume, options.Pages, model, final: false);
+                    FsyncResult f = await FsyncAsync(volume, options.Pages, model, final: false, handle);
                     if (!f.Durable && !ExplainedByFaults(f) && chaos is null) // with chaos: counted by FsyncAsync
                     {
                         errors.Enqueue($"fsync: {f.Error}");
@@ -667,4 +677,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     {
         await Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = parallelism }, async (item, _) => await body(item));
     }
+}
+
+/// <summary>A writer's open of the volume: the mark of the error sequence it has been told up to (errseq).</summary>
+internal sealed class FsyncHandle
+{
+    public ErrorMark? Mark { get; set; }
 }

@@ -194,6 +194,9 @@ public class SiloLossTests(ClusterFixture fixture)
         WriteResult w = await _grains.Page(v, doomed).Write(0, lostData, false);
         Assert.Equal(WriteStatus.Ok, w.Status);
         await _grains.Page(v, survivor).Write(0, keptData, false);
+        // Two handles of the volume open before the loss (errseq): each must be told of it, once.
+        ErrorMark handleA = await _grains.Flusher(v).SampleErrors();
+        ErrorMark handleB = await _grains.Flusher(v).SampleErrors();
 
         await cluster.KillSiloAsync(victim);     // SIGKILL-like: no deactivation, the dirty page's memory is gone
         await victim.DisposeAsync();
@@ -202,7 +205,7 @@ public class SiloLossTests(ClusterFixture fixture)
         // An in-process silo stopped ungracefully may still get its page onto the disk on the way out; a real
         // SIGKILL (the chaos test) never does. Either way: fsync is durable only if nothing was lost, and a page
         // that came back without its acknowledged write fails the fsync (EIO) and is named.
-        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages, handleA);
         PageInfo info = await _grains.Page(v, doomed).GetInfo();
         Assert.NotEqual(w.Activation, info.Activation);
         Assert.True(info.LoadedVersion == w.Version || info.LoadedVersion < PageVersion.First(w.Activation), $"{info.LoadedVersion} vs {w.Version}");
@@ -222,6 +225,15 @@ public class SiloLossTests(ClusterFixture fixture)
         // The survivor's write was not lost with the other silo: the same fsync wrote it.
         Assert.Equal(keptData, await _grains.OnDisk(v, survivor));
 
+        // The other handle open at the loss is told of it too, once; a handle opened after it, and handle A again
+        // (with the mark its fsync returned), are not.
+        ErrorMark opensLater = await _grains.Flusher(v).SampleErrors();
+        FsyncResult b = await _grains.Flusher(v).Fsync(0, v.Pages, handleB);
+        Assert.Equal(f.Durable, b.Durable);
+        Assert.Equal(f.LostPages ?? [], b.LostPages ?? []);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages, b.Mark)).Durable);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages, f.Mark)).Durable);
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages, opensLater)).Durable);
         FsyncResult again = await _grains.Flusher(v).Fsync(0, v.Pages);
         Assert.True(again.Durable, again.Error);
         // Judged either way now: lost and reported once, or (the write reached its disk on the way out) not lost,

@@ -49,25 +49,34 @@ public sealed class FsyncPlan(int pages)
     /// <summary>The wanted version is on the medium: the page is settled.</summary>
     public void Durable(int page) => _want.Remove(page);
 
-    /// <summary>What the fsync answers: durable, or every page by cause (lost, poisoned, still pending).</summary>
-    public FsyncResult Result(int rounds)
+    /// <summary>The pages found lost by this fsync.</summary>
+    public int[] LostPages => [.. _lost];
+
+    /// <summary>
+    /// What the fsync answers: durable, or every page by cause: lost (the pages of <paramref name="errors"/>, the
+    /// writeback errors the caller has not been told of), poisoned, still pending.
+    /// </summary>
+    public FsyncResult Result(int rounds, WritebackError[] errors, ErrorMark mark)
     {
         int[] pending = [.. _want.Keys.Order()];
-        if (_poisoned.Count > 0 || _lost.Count > 0)
+        int[] lost = [.. errors.SelectMany(e => e.Pages).Distinct().Order()];
+        if (_poisoned.Count > 0 || errors.Length > 0)
         {
             var parts = new List<string>();
-            if (_lost.Count > 0)
+            if (errors.Length > 0)
             {
-                parts.Add($"{_lost.Count} pages lost acknowledged writes that were not yet durable when their silo died (pages {string.Join(", ", _lost.Take(10))})");
+                parts.Add(lost.Length > 0
+                    ? $"{lost.Length} pages lost acknowledged writes that were not yet durable when their silo died (pages {string.Join(", ", lost.Take(10))})"
+                    : string.Join("; ", errors.Select(e => e.Cause)));
             }
             if (_poisoned.Count > 0)
             {
                 parts.Add($"{_poisoned.Count} pages poisoned by memory corruption, never written back (pages {string.Join(", ", _poisoned.Take(10))})");
             }
-            return new FsyncResult(false, pages, string.Join("; ", parts), [.. _lost], [.. _poisoned], pending);
+            return new FsyncResult(false, pages, string.Join("; ", parts), lost, [.. _poisoned], pending, errors, mark);
         }
         return pending.Length == 0
-            ? new FsyncResult(true, pages, null)
-            : new FsyncResult(false, pages, $"{pending.Length} pages not durable after {rounds} writeback rounds (first: page {pending[0]})", [], [], pending);
+            ? new FsyncResult(true, pages, null, Errors: [], Mark: mark)
+            : new FsyncResult(false, pages, $"{pending.Length} pages not durable after {rounds} writeback rounds (first: page {pending[0]})", [], [], pending, [], mark);
     }
 }

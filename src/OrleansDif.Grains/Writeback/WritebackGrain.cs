@@ -42,10 +42,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     // What this activation knows of each page activation, to judge durability and loss exactly.
     private readonly DurabilityLedger _ledger = new(Random.Shared.NextInt64(1, long.MaxValue));
+    private ErrorSequence _errors = null!;                         // numbered by this activation's incarnation
     private long _stale, _flushes, _expired, _intentCommits, _redirtied;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        _errors = new ErrorSequence(_ledger.Incarnation);
         _volume = this.GetPrimaryKeyString();
         return Task.CompletedTask;
     }
@@ -148,8 +150,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         return Task.CompletedTask;
     }
 
-    public async Task<FsyncResult> Fsync(int firstPage, int pageCount)
+    public Task<ErrorMark> SampleErrors() => Task.FromResult(_errors.Sample());
+
+    public async Task<FsyncResult> Fsync(int firstPage, int pageCount, ErrorMark? since = null)
     {
+        ErrorMark mark = since ?? _errors.Sample(); // without a handle's mark: what this fsync finds
         VolumeConfig config = await Config();
         CheckPage(config, firstPage, pageCount);
         int last = firstPage + pageCount;
@@ -161,7 +166,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             .Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
-            return new FsyncResult(true, 0, null);
+            return new FsyncPlan(0).Result(MaxFsyncRounds, _errors.Since(mark), _errors.Sample());
         }
         // Dirty pages this flusher writes back itself: the snapshot each writeback takes (after this call began, so
         // with every acknowledged write) carries the page's state, so they are not asked first. The others (in flight,
@@ -252,15 +257,19 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 }
             }
         }
+        if (plan.LostCount > 0)
+        {
+            // Recorded in the error sequence: every handle open now is told once, at its next fsync (EIO).
+            _errors.Record(plan.LostPages, $"{plan.LostCount} pages lost acknowledged writes that were not yet durable when their silo died");
+            _lostReported += plan.LostCount;
+        }
         int[] acknowledge = [.. plan.ToAcknowledge];
         if (acknowledge.Length > 0)
         {
-            // EIO, reported once (as an error sequence is): the caller learns that writes it had acknowledged
-            // since its last successful fsync are gone; the pages stop reporting it.
+            // Judged and recorded: the pages stop reporting their earlier activation's intent.
             await Task.WhenAll(acknowledge.Select(p => GrainFactory.Page(_volume, p).LossReported()));
-            _lostReported += plan.LostCount;
         }
-        return plan.Result(MaxFsyncRounds);
+        return plan.Result(MaxFsyncRounds, _errors.Since(mark), _errors.Sample());
     }
 
     /// <summary>Pages of <paramref name="plan"/> this flusher wrote at the wanted version (or later) and flushed since: durable.</summary>

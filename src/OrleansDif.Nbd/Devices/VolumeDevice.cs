@@ -28,6 +28,18 @@ public sealed class VolumeDevice : IBlockDevice
         _flushes = new FlushCoalescer(() => Sync(0, volume.Pages));
     }
 
+    /// <summary>The writeback errors this device's fsyncs were told of, for its handles.</summary>
+    public DeviceErrorLog Errors { get; } = new();
+
+    /// <summary>A new open of the device: told of writeback errors recorded from now on.</summary>
+    public async Task<VolumeHandle> OpenAsync()
+    {
+        long position = Errors.End; // before the sample: an error the log takes in meanwhile is judged by the mark
+        ErrorMark now = await Guard(() => _grains.Flusher(_volume.Id).SampleErrors());
+        Errors.Start(now);
+        return new VolumeHandle(this, now, position);
+    }
+
     /// <summary>Volume fsyncs run for FLUSH requests (fewer than the requests: concurrent ones share one).</summary>
     public long VolumeFsyncs => _flushes.Flushes;
 
@@ -116,10 +128,16 @@ public sealed class VolumeDevice : IBlockDevice
         }
     }
 
+    /// <summary>
+    /// The fsync of a range, told of the volume's writeback errors since the last the device learnt of (into
+    /// <see cref="Errors"/>, where each handle finds the ones it was not told of). Poisoned or pending pages fail it
+    /// for every caller; errors alone fail only the handles they are news to.
+    /// </summary>
     private async Task Sync(int first, int count)
     {
-        FsyncResult r = await Guard(() => _grains.Flusher(_volume.Id).Fsync(first, count));
-        if (!r.Durable)
+        FsyncResult r = await Guard(() => _grains.Flusher(_volume.Id).Fsync(first, count, Errors.Seen));
+        Errors.Learn(r);
+        if (r.ReportsPoison || r.PendingPages is { Length: > 0 })
         {
             throw new BlockDeviceException(NbdError.Io, $"fsync of {_volume.Id} pages {first}..{first + count - 1}: {r.Error}");
         }
@@ -225,7 +243,7 @@ public sealed class VolumeCatalog : IExportCatalog
                 _open[name] = open = Create(config);
             }
         }
-        return await open;
+        return await (await open).OpenAsync();
     }
 
     private async Task<VolumeDevice> Create(VolumeConfig config)

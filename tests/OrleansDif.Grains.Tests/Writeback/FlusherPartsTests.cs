@@ -118,13 +118,15 @@ public sealed class FlusherPartsTests
         Assert.Equal(100, plan.VersionOf(1));
         Assert.Equal(5, plan.ActivationOf(2));
         plan.Durable(1);
-        FsyncResult pending = plan.Result(rounds: 9);
+        FsyncResult pending = plan.Result(rounds: 9, [], new ErrorMark(7, 0));
         Assert.False(pending.Durable);
         Assert.Equal([2], pending.PendingPages!);
         Assert.False(pending.ReportsLoss);
         plan.Durable(2);
         Assert.True(plan.Done);
-        Assert.True(plan.Result(9).Durable);
+        FsyncResult done = plan.Result(9, [], new ErrorMark(7, 0));
+        Assert.True(done.Durable);
+        Assert.Equal(new ErrorMark(7, 0), done.Mark);
     }
 
     [Fact]
@@ -137,12 +139,51 @@ public sealed class FlusherPartsTests
         plan.Lost(1);
         plan.Poisoned(2);
         plan.Judged(4);
-        FsyncResult r = plan.Result(9);
+        Assert.Equal([1], plan.LostPages);
+        var errors = new ErrorSequence(flusher: 7);
+        errors.Record(plan.LostPages, "lost with a silo");
+        FsyncResult r = plan.Result(9, errors.Since(new ErrorMark(7, 0)), errors.Sample());
         Assert.False(r.Durable);
         Assert.Equal([1], r.LostPages!);
+        Assert.Equal(new ErrorMark(7, 1), r.Mark);
         Assert.Equal([2], r.PoisonedPages!);
         Assert.Equal([3], r.PendingPages!);
         Assert.True(r.ReportsLoss && r.ReportsPoison);
         Assert.Equal([1, 4], plan.ToAcknowledge.Order());
+    }
+
+    [Fact]
+    public void EveryMarkOpenWhenAnErrorIsRecordedIsToldOfItAndALaterMarkIsNot()
+    {
+        var errors = new ErrorSequence(flusher: 7);
+        ErrorMark first = errors.Sample();   // a handle open before the error
+        ErrorMark second = errors.Sample();  // another one
+        errors.Record([3, 4], "lost");
+        ErrorMark later = errors.Sample();   // opened after it
+        Assert.Equal([3, 4], Assert.Single(errors.Since(first)).Pages);
+        Assert.Equal([3, 4], Assert.Single(errors.Since(second)).Pages);
+        Assert.Empty(errors.Since(later));
+        // A handle keeps the mark its fsync returned: told once.
+        first = errors.Sample();
+        Assert.Empty(errors.Since(first));
+        errors.Record([9], "lost");
+        Assert.Equal([[3, 4], [9]], errors.Since(second).Select(e => e.Pages));
+        Assert.Equal([9], Assert.Single(errors.Since(first)).Pages);
+    }
+
+    [Fact]
+    public void AMarkOfAnotherFlusherActivationSeesEveryKeptErrorAndAnOldMarkIsToldOfDroppedOnes()
+    {
+        var errors = new ErrorSequence(flusher: 7, capacity: 2);
+        errors.Record([1], "a");
+        Assert.Equal([1], Assert.Single(errors.Since(new ErrorMark(6, 40))).Pages); // the sequence it counted died
+        errors.Record([2], "b");
+        errors.Record([3], "c");              // page 1's error is forgotten
+        WritebackError[] told = errors.Since(new ErrorMark(7, 0));
+        Assert.Equal(3, told.Length);
+        Assert.Empty(told[0].Pages);          // "older errors were dropped": never nothing
+        Assert.Contains("no longer kept", told[0].Cause);
+        Assert.Equal([[2], [3]], told.Skip(1).Select(e => e.Pages));
+        Assert.Equal([3], Assert.Single(errors.Since(new ErrorMark(7, 2))).Pages);
     }
 }

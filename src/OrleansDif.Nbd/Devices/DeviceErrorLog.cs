@@ -1,0 +1,148 @@
+namespace OrleansDif.Nbd;
+
+/// <summary>
+/// The writeback errors a device's fsyncs were told of, in the order they came, so that each handle (connection) is
+/// told of every error recorded after it opened, once (errseq). A handle keeps a position in the log and the mark it
+/// sampled when it opened; errors the log learns later but that the volume recorded before that mark are not its.
+/// The oldest entries are forgotten past a bound: a handle behind them is told that errors were dropped. Thread-safe.
+/// </summary>
+public sealed class DeviceErrorLog(int capacity = 4096)
+{
+    private readonly object _gate = new();
+    private readonly List<WritebackError> _log = [];
+    private long _base;          // position of _log[0]
+    private ErrorMark? _seen;    // how far the device's fsyncs have been told
+
+    /// <summary>Where a handle opened now starts.</summary>
+    public long End
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _base + _log.Count;
+            }
+        }
+    }
+
+    /// <summary>The mark to hand the next fsync: what the log has been told so far (null: nothing yet).</summary>
+    public ErrorMark? Seen
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _seen;
+            }
+        }
+    }
+
+    /// <summary>Starts the log at <paramref name="mark"/> (the volume's sequence when the device opened), if it has none.</summary>
+    public void Start(ErrorMark mark)
+    {
+        lock (_gate)
+        {
+            _seen ??= mark;
+        }
+    }
+
+    /// <summary>Takes in what an fsync reported: its errors not had yet, and its mark.</summary>
+    public void Learn(FsyncResult result)
+    {
+        lock (_gate)
+        {
+            foreach (WritebackError e in result.Errors ?? [])
+            {
+                if (_seen is { } s && e.Flusher == s.Flusher && e.Sequence <= s.Sequence)
+                {
+                    continue; // had it (fsyncs that ran side by side were told the same errors)
+                }
+                _log.Add(e);
+            }
+            if (result.Mark != default && (_seen is not { } before || before.Flusher != result.Mark.Flusher || before.Sequence < result.Mark.Sequence))
+            {
+                _seen = result.Mark;
+            }
+            if (_log.Count > capacity)
+            {
+                int drop = _log.Count - capacity;
+                _log.RemoveRange(0, drop);
+                _base += drop;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The errors a handle has not been told of: after <paramref name="position"/>, except those recorded before the
+    /// handle's <paramref name="opened"/> mark. Moves the position to the end: each error is told once.
+    /// </summary>
+    public WritebackError[] Unseen(ref long position, ErrorMark opened)
+    {
+        lock (_gate)
+        {
+            var errors = new List<WritebackError>();
+            if (position < _base)
+            {
+                errors.Add(new WritebackError(0, 0, [], $"{_base - position} older writeback errors were recorded and are no longer kept"));
+            }
+            for (int i = (int)(Math.Max(position, _base) - _base); i < _log.Count; i++)
+            {
+                WritebackError e = _log[i];
+                if (e.Flusher == opened.Flusher && e.Sequence <= opened.Sequence)
+                {
+                    continue; // recorded before the handle opened
+                }
+                errors.Add(e);
+            }
+            position = _base + _log.Count;
+            return [.. errors];
+        }
+    }
+}
+
+/// <summary>
+/// One open of a volume device (an NBD connection's export): reads, writes and zeroing go to the device; a flush is
+/// the device's group-committed fsync, and then fails (EIO) if a writeback error was recorded since this handle
+/// opened or last flushed, once per error (errseq). Another handle of the same device is told of the same error.
+/// </summary>
+public sealed class VolumeHandle : IBlockDevice
+{
+    private readonly ErrorMark _opened;
+    private readonly object _gate = new();
+    private long _position;
+
+    internal VolumeHandle(VolumeDevice device, ErrorMark opened, long position)
+    {
+        Device = device;
+        _opened = opened;
+        _position = position;
+    }
+
+    public VolumeDevice Device { get; }
+
+    public long Size => Device.Size;
+
+    public bool FlushCoversAllConnections => Device.FlushCoversAllConnections;
+
+    public Task<byte[]> ReadAsync(long offset, int length, CancellationToken ct) => Device.ReadAsync(offset, length, ct);
+
+    public Task WriteAsync(long offset, byte[] data, bool fua, CancellationToken ct) => Device.WriteAsync(offset, data, fua, ct);
+
+    public Task ZeroAsync(long offset, long length, bool fua, CancellationToken ct) => Device.ZeroAsync(offset, length, fua, ct);
+
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        await Device.FlushAsync(ct);
+        WritebackError[] unseen;
+        lock (_gate)
+        {
+            unseen = Device.Errors.Unseen(ref _position, _opened);
+        }
+        if (unseen.Length > 0)
+        {
+            int[] pages = [.. unseen.SelectMany(e => e.Pages).Distinct().Order()];
+            throw new BlockDeviceException(NbdError.Io, $"fsync of {Device.Volume.Id}: {string.Join("; ", unseen.Select(e => e.Cause).Distinct())}"
+                + (pages.Length > 0 ? $" (pages {string.Join(", ", pages.Take(10))})" : ""));
+        }
+    }
+}

@@ -1,0 +1,64 @@
+namespace OrleansDif.Nbd.Tests.Devices;
+
+/// <summary>Each handle of a device is told of every writeback error recorded after it opened, once (errseq).</summary>
+public sealed class DeviceErrorLogTests
+{
+    private static FsyncResult Told(long flusher, long mark, params (long Seq, int Page)[] errors) =>
+        new(errors.Length == 0, 1, null, Errors: [.. errors.Select(e => new WritebackError(flusher, e.Seq, [e.Page], "lost"))], Mark: new ErrorMark(flusher, mark));
+
+    [Fact]
+    public void TwoHandlesAreEachToldOnceAndAHandleOpenedAfterIsNotTold()
+    {
+        var log = new DeviceErrorLog();
+        log.Start(new ErrorMark(7, 0));
+        long a = log.End, b = log.End;
+        ErrorMark openedA = new(7, 0), openedB = new(7, 0);
+        log.Learn(Told(7, 1, (1, 12)));
+        long c = log.End;
+        ErrorMark openedC = new(7, 1);
+
+        Assert.Equal([12], Assert.Single(log.Unseen(ref a, openedA)).Pages);
+        Assert.Empty(log.Unseen(ref a, openedA));            // once
+        Assert.Equal([12], Assert.Single(log.Unseen(ref b, openedB)).Pages);
+        Assert.Empty(log.Unseen(ref c, openedC));
+        Assert.Equal(new ErrorMark(7, 1), log.Seen);
+    }
+
+    [Fact]
+    public void AnErrorRecordedBeforeAHandleOpenedButLearntAfterIsNotItsAndDuplicatesAreLearntOnce()
+    {
+        var log = new DeviceErrorLog();
+        log.Start(new ErrorMark(7, 0));
+        long position = log.End;
+        ErrorMark opened = new(7, 1);                        // the volume had recorded error 1 when it opened
+        log.Learn(Told(7, 2, (1, 3), (2, 4)));
+        log.Learn(Told(7, 2, (1, 3), (2, 4)));               // an fsync side by side was told the same
+        Assert.Equal([4], Assert.Single(log.Unseen(ref position, opened)).Pages);
+        long fresh = 0;
+        Assert.Equal(2, log.Unseen(ref fresh, new ErrorMark(7, 0)).Length);
+    }
+
+    [Fact]
+    public void AHandleBehindWhatIsKeptIsToldThatErrorsWereDropped()
+    {
+        var log = new DeviceErrorLog(capacity: 2);
+        log.Start(new ErrorMark(7, 0));
+        long position = log.End;
+        log.Learn(Told(7, 3, (1, 1), (2, 2), (3, 3)));
+        WritebackError[] told = log.Unseen(ref position, new ErrorMark(7, 0));
+        Assert.Equal(3, told.Length);
+        Assert.Contains("no longer kept", told[0].Cause);
+        Assert.Equal([[2], [3]], told.Skip(1).Select(e => e.Pages));
+    }
+
+    [Fact]
+    public void ErrorsOfANewFlusherActivationReachHandlesOpenedUnderTheOldOne()
+    {
+        var log = new DeviceErrorLog();
+        log.Start(new ErrorMark(7, 5));
+        long position = log.End;
+        log.Learn(Told(8, 1, (1, 40)));                      // the flusher came back: its sequence starts again
+        Assert.Equal([40], Assert.Single(log.Unseen(ref position, new ErrorMark(7, 5))).Pages);
+        Assert.Equal(new ErrorMark(8, 1), log.Seen);
+    }
+}
