@@ -45,6 +45,7 @@ public sealed class PageMachine
     private readonly ushort[] _tags;
     private ulong _validTags;               // bit s set: _tags[s] is the CRC of sector s as it is now
     private long _count;                    // writes of this activation
+    private bool _lostDuringWriteback;   // a disk lost its cache while this writeback ran: its end leaves the page dirty
     private bool _registeredSinceStart;     // a write under writeback told the flusher already
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
@@ -308,6 +309,12 @@ public sealed class PageMachine
         {
             effect = MarkDirty();
         }
+        else if (State == PageState.Writeback)
+        {
+            // The writeback under way may have landed in the cache that was lost (its end can come after the flush
+            // that found the loss): its end must neither claim durability nor leave the page clean.
+            _lostDuringWriteback = true;
+        }
         return true;
     }
 
@@ -368,6 +375,7 @@ public sealed class PageMachine
         {
             return EndStatus.StaleWriteback;
         }
+        success &= !_lostDuringWriteback;
         if (success)
         {
             DurableVersion = Math.Max(DurableVersion, WritebackVersion);
@@ -426,6 +434,7 @@ public sealed class PageMachine
     {
         Debug.Assert(State == PageState.Writeback && next != PageState.Writeback);
         WritebackId = Guid.Empty;
+        _lostDuringWriteback = false;
         State = next;
     }
 

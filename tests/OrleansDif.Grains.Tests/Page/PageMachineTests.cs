@@ -307,6 +307,25 @@ public sealed class PageMachineTests
     }
 
     [Fact]
+    public void ARedirtyThatComesBeforeTheEndOfWritebackLeavesThePageDirty()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        Write(m, 0, Bytes(8, 1));
+        m.StartWriteback(Wb1, 1);
+        // The flusher flushed the disk before this writeback ended and found its cache lost.
+        Assert.True(m.Redirty(V(1), out DirtyEffect effect));
+        Assert.Equal(DirtyEffect.Known, effect);
+        Assert.Equal(PageState.Writeback, m.State);
+        Assert.Equal(EndStatus.EndedDirty, m.EndWriteback(Wb1, true, 1)); // acknowledged by the disk, lost since
+        Assert.Equal(PageState.Dirty, m.State);
+        Assert.Equal(m.LoadedVersion, m.DurableVersion);
+        // The next writeback is judged on its own.
+        m.StartWriteback(Wb2, 2);
+        Assert.Equal(EndStatus.Ended, m.EndWriteback(Wb2, true, 2));
+        Assert.Equal(V(1), m.DurableVersion);
+    }
+
+    [Fact]
     public void EvictionHandsOverTheLiveContentAndLeavesThePageClean()
     {
         PageMachine m = Loaded(WritebackPolicy.Stable);
