@@ -32,7 +32,7 @@ internal static class LoadCommand
         var inject = new Option<string?>("--inject") { Description = "Inject faults during the run: page-bitflip, transit-bitflip, media-bitrot, misdirected-write, torn-write, lost-write (comma-separated, or all); needs faultInjection: true" };
         var injectEvery = new Option<int>("--inject-every") { Description = "One fault every N acknowledged writes", DefaultValueFactory = _ => 100 };
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Compute guard tags only at writeback (no cache at copy-in)" };
-        var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership)" };
+        var chaos = new Option<string?>("--chaos") { Description = "kill-silo: SIGKILL a silo and restart it, again and again (needs --local; silo 0 only with Redis membership); power-loss: SIGKILL every silo at once and restart them all" };
         var chaosEvery = new Option<string>("--chaos-every") { Description = "Time between kills (10s), or acknowledged writes between kills (500writes)", DefaultValueFactory = _ => "10s" };
         var rounds = new Option<int?>("--rounds") { Description = "Runs of each policy in rotating order; each reports its median round (3 with --compare, else 1)" };
         var warmup = new Option<string?>("--warmup") { Description = "Unmeasured load before the measured runs, on volumes of their own (default 12s with --compare, else 0s)" };
@@ -72,7 +72,8 @@ internal static class LoadCommand
                     Inject = parse.GetValue(inject) is string kinds ? LoadOptions.ParseInject(kinds) : [],
                     InjectEvery = parse.GetValue(injectEvery),
                     TagsAtCopyIn = parse.GetValue(noTagCache) ? false : null,
-                    KillSilos = parse.GetValue(chaos) is string c && LoadOptions.ParseChaos(c),
+                    KillSilos = parse.GetValue(chaos) is string c && LoadOptions.ParseChaos(c) is ChaosKind.KillSilo or ChaosKind.PowerLoss,
+                    PowerLoss = parse.GetValue(chaos) is string pl && LoadOptions.ParseChaos(pl) == ChaosKind.PowerLoss,
                     ChaosEvery = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Period ?? TimeSpan.FromSeconds(10),
                     ChaosEveryWrites = LoadOptions.ParseChaosEvery(parse.GetValue(chaosEvery)!).Writes,
                     ChaosKills = parse.GetValue(chaosKills),
@@ -112,7 +113,8 @@ internal static class LoadCommand
         {
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, options.ConfigPath, setValues, options.Local, console, ct);
             ChaosMonkey? monkey = options.KillSilos
-                ? new ChaosMonkey(session.Local!, cluster.Silos.Count, options.ChaosEvery, options.Seed, session.Log!, options.ChaosEveryWrites, options.ChaosKills)
+                ? new ChaosMonkey(session.Local!, cluster.Silos.Count, options.ChaosEvery, options.Seed, session.Log!, options.ChaosEveryWrites, options.ChaosKills,
+                    options.PowerLoss ? ChaosKind.PowerLoss : ChaosKind.KillSilo)
                 : null;
             var runner = new LoadRunner(session.Client, cluster, options, monkey);
             WritebackPolicy[] policies = options.Compare
@@ -169,9 +171,9 @@ internal static class LoadCommand
             console.Write(Summary(reports));
             if (reports.FirstOrDefault(r => r.Chaos is not null)?.Chaos is ChaosReport chaosReport)
             {
-                console.MarkupLine($"chaos: {chaosReport.Kills} kills ({Markup.Escape(string.Join(", ", chaosReport.Killed))}), {chaosReport.Restarts} restarts, "
+                console.MarkupLine($"chaos: {chaosReport.Kills} kills{(chaosReport.PowerLosses > 0 ? $" ({chaosReport.PowerLosses} power losses, every silo at once)" : "")} ({Markup.Escape(string.Join(", ", chaosReport.Killed))}), {chaosReport.Restarts} restarts, "
                     + $"{chaosReport.ReactivatedPages} pages came back; acknowledged writes lost: synced {chaosReport.SyncedLost}, unsynced {chaosReport.UnsyncedLost}; "
-                    + $"fsyncs reporting lost pages {chaosReport.FsyncLossReports}, failed {chaosReport.FsyncFailures}; calls retried {chaosReport.RetriedCalls}");
+                    + $"fsyncs reporting lost pages {chaosReport.FsyncLossReports} (false reports {chaosReport.FalseLossReports}), failed {chaosReport.FsyncFailures}; calls retried {chaosReport.RetriedCalls}");
             }
             if (options.Inject.Count > 0)
             {

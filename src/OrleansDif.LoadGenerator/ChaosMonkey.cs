@@ -8,8 +8,18 @@ namespace OrleansDif.LoadGenerator;
 /// a shuffled order so every silo dies in turn; silo 0 only when membership survives it (Redis), since development
 /// clustering lives in silo 0. With a kill count the monkey stops after that many kills and restarts.
 /// </summary>
-public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every, int seed, TextWriter log, int? everyWrites = null, int kills = 0)
+/// <c>--chaos power-loss</c>: each time, every silo is SIGKILLed at once (the power fails: every page, every
+/// flusher and every disk's volatile cache gone), then all are started again; a power loss counts as one kill.
+public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every, int seed, TextWriter log, int? everyWrites = null, int kills = 0,
+    ChaosKind kind = ChaosKind.KillSilo)
 {
+    public ChaosKind Kind => kind;
+
+    /// <summary>Power losses so far (every silo at once).</summary>
+    public int PowerLosses => Volatile.Read(ref _powerLosses);
+
+    private int _powerLosses;
+
     private readonly TaskCompletionSource _allKilled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _writesAtLastRestart;
 
@@ -56,7 +66,7 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
     public async Task RunAsync(Func<double> second, Func<long> acknowledgedWrites, CancellationToken stop)
     {
         IReadOnlyList<int> victims = Victims;
-        if (victims.Count == 0)
+        if (victims.Count == 0 && kind == ChaosKind.KillSilo)
         {
             throw new UsageException("--chaos kill-silo: no silo may be killed (one silo under development clustering; use a Redis config)");
         }
@@ -85,6 +95,28 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
             catch (OperationCanceledException)
             {
                 break;
+            }
+            if (kind == ChaosKind.PowerLoss)
+            {
+                await Task.WhenAll(Enumerable.Range(0, silos).Select(cluster.KillAsync));
+                Interlocked.Increment(ref _kills);
+                Interlocked.Increment(ref _powerLosses);
+                lock (_killed)
+                {
+                    _killed.Add($"all@{second():F1}s");
+                }
+                lock (log)
+                {
+                    log.WriteLine($"chaos: power loss, every silo killed (SIGKILL) at {second():F1} s");
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
+                for (int i = 0; i < silos; i++)
+                {
+                    await cluster.RestartAsync(i, TimeSpan.FromSeconds(90), CancellationToken.None); // the primary first
+                }
+                Interlocked.Exchange(ref _writesAtLastRestart, acknowledgedWrites());
+                Interlocked.Increment(ref _restarts);
+                continue;
             }
             if (order.Count == 0)
             {

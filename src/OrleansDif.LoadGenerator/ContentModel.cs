@@ -35,6 +35,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
         public long Synced;                                               // highest version an fsync made durable
         public readonly SortedDictionary<long, (int Offset, byte[] Data)> Writes = [];
         public readonly Dictionary<long, long> Retired = [];              // old activation -> version its successor loaded
+        public readonly Dictionary<long, long> RetiredLatest = [];        // old activation -> its highest acknowledged version
         public int Acknowledged;
     }
 
@@ -122,6 +123,20 @@ public sealed class ContentModel(bool keepUnsynced = false)
         }
     }
 
+    /// <summary>
+    /// Whether a report that <paramref name="page"/> lost acknowledged writes is borne out: some earlier activation of
+    /// it had acknowledged a version its successor did not load. False: the report named a page whose every
+    /// acknowledged write is on the disk (a false loss report).
+    /// </summary>
+    public bool LossJustified(int page)
+    {
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            return model.Retired.Any(r => model.RetiredLatest.GetValueOrDefault(r.Key) > r.Value);
+        }
+    }
+
     /// <summary>Per page, the activation and newest acknowledged version when an fsync is issued.</summary>
     public IReadOnlyList<(int Page, long Activation, long Version)> SyncMark() =>
         _pages.Select(kv =>
@@ -185,6 +200,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
                 Interlocked.Add(ref _unsyncedLost, model.Folded - loaded);
             }
             model.Retired[model.Activation] = loaded;
+            model.RetiredLatest[model.Activation] = model.Latest;
             model.Synced = Math.Min(model.Synced, loaded);
             model.Latest = loaded;
         }

@@ -98,6 +98,8 @@ public sealed record LoadOptions
     public bool? TagsAtCopyIn { get; init; }
     /// <summary>Kill a silo (SIGKILL) and restart it every <see cref="ChaosEvery"/> during the run (needs a local cluster).</summary>
     public bool KillSilos { get; init; }
+    /// <summary>With <see cref="KillSilos"/>: each kill is a power loss, every silo SIGKILLed at once, then all restarted.</summary>
+    public bool PowerLoss { get; init; }
     public TimeSpan ChaosEvery { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>
     /// When set, kills are counted in acknowledged writes instead of time: one kill after every N writes
@@ -120,10 +122,13 @@ public sealed record LoadOptions
         return (ParseDuration(t), null);
     }
 
-    /// <summary>Parses the --chaos value: only "kill-silo" so far.</summary>
-    public static bool ParseChaos(string text) => text.Trim() == "kill-silo"
-        ? true
-        : throw new UsageException($"--chaos: unknown kind '{text}' (kill-silo)");
+    /// <summary>Parses the --chaos value: "kill-silo" (one silo at a time) or "power-loss" (every silo at once).</summary>
+    public static ChaosKind ParseChaos(string text) => text.Trim() switch
+    {
+        "kill-silo" => ChaosKind.KillSilo,
+        "power-loss" => ChaosKind.PowerLoss,
+        _ => throw new UsageException($"--chaos: unknown kind '{text}' (kill-silo, power-loss)"),
+    };
 
     /// <summary>Parses "page-bitflip,lost-write"; "all" is every kind.</summary>
     public static IReadOnlyList<FaultKind> ParseInject(string text)
@@ -262,4 +267,13 @@ public sealed record LoadOptions
             throw new UsageException($"--policy: unknown policy '{text}' (stable, bounce or unstable)");
         }
     }
+}
+
+/// <summary>What <c>--chaos</c> does each time it fires.</summary>
+public enum ChaosKind
+{
+    /// <summary>SIGKILL one silo and restart it.</summary>
+    KillSilo,
+    /// <summary>SIGKILL every silo at once (the power fails), then restart them all: disks keep only what was flushed.</summary>
+    PowerLoss,
 }

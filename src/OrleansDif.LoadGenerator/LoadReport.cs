@@ -90,7 +90,10 @@ public sealed record ChaosReport(
     [property: JsonPropertyName("fsyncLossReports")] long FsyncLossReports,
     [property: JsonPropertyName("fsyncFailures")] long FsyncFailures,
     [property: JsonPropertyName("retriedCalls")] long RetriedCalls,
-    [property: JsonPropertyName("writesAfterLastRestart")] long WritesAfterLastRestart);
+    [property: JsonPropertyName("writesAfterLastRestart")] long WritesAfterLastRestart,
+    [property: JsonPropertyName("kind")] string Kind = "kill-silo",
+    [property: JsonPropertyName("powerLosses")] int PowerLosses = 0,
+    [property: JsonPropertyName("falseLossReports")] long FalseLossReports = 0);
 
 public sealed record TimelinePoint(
     [property: JsonPropertyName("second")] int Second,

@@ -67,7 +67,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         }
         bool ping = options.Workload == Workload.Ping;
         var model = new ContentModel(keepUnsynced: chaos is not null);
-        _retried = _fsyncFailures = _lossReports = 0;
+        _retried = _fsyncFailures = _lossReports = _falseLossReports = 0;
         var errors = new ConcurrentQueue<string>();
         var latency = new Dictionary<string, LongConcurrentHistogram>();
         foreach (string kind in new[] { "write", "store", "read", "fsync", "ping" })
@@ -249,11 +249,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             Faults = faults,
             Chaos = chaos is null ? null : new ChaosReport(chaos.Kills, chaos.Restarts, model.SyncedLost, model.UnsyncedLost,
                 chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried),
-                chaos.Restarts == 0 ? 0 : Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores) - chaos.WritesAtLastRestart),
+                chaos.Restarts == 0 ? 0 : Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores) - chaos.WritesAtLastRestart,
+                chaos.Kind == ChaosKind.PowerLoss ? "power-loss" : "kill-silo", chaos.PowerLosses, Interlocked.Read(ref _falseLossReports)),
         };
     }
 
-    private long _retried, _fsyncFailures, _lossReports;
+    private long _retried, _fsyncFailures, _lossReports, _falseLossReports;
 
     private static DurabilityReport Durability(WritebackStats wbBefore, WritebackStats wbAfter, DiskStats[] diskBefore, DiskStats[] diskAfter, long writes)
     {
@@ -387,6 +388,17 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             if (result.ReportsLoss)
             {
                 Interlocked.Increment(ref _lossReports);
+                // Each page named: followed into its new activation, and the report checked against what writers
+                // were told (a page whose every acknowledged write came back is a false loss report).
+                foreach (int page in result.LostPages!)
+                {
+                    PageInfo info = await CallAsync(() => client.Page(volume.Id, page).GetInfo());
+                    model.Observe(page, info.Activation, info.LoadedVersion);
+                    if (!model.LossJustified(page))
+                    {
+                        Interlocked.Increment(ref _falseLossReports);
+                    }
+                }
             }
             else
             {
