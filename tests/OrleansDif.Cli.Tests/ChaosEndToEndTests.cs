@@ -70,6 +70,30 @@ public sealed class ChaosEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task PowerLossKillsEverySiloAtOnceAndNoSyncedWriteIsLost()
+    {
+        string config = WriteConfig();
+        string json = Path.Combine(_dir, "power.json");
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--chaos", "power-loss",
+            "--chaos-every", "300writes", "--chaos-kills", "2", "--duration", "3s", "--pages", "64", "--writers", "6", "--fsync-every", "20", "--json", json);
+        string siloLog = Path.Combine(_dir, "data", "silos.log");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? string.Join('\n', File.ReadLines(siloLog).TakeLast(80)) : "(none)")}");
+        using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
+        JsonElement chaos = report.RootElement.GetProperty("chaos");
+        Assert.Equal("power-loss", chaos.GetProperty("kind").GetString());
+        Assert.Equal(2, chaos.GetProperty("powerLosses").GetInt32());
+        Assert.Equal(2, chaos.GetProperty("restarts").GetInt32());
+        Assert.Equal(0, chaos.GetProperty("syncedLost").GetInt64());   // disks lost what was not flushed, and only that
+        Assert.All(chaos.GetProperty("killed").EnumerateArray(), k => Assert.StartsWith("all@", k.GetString()));
+        JsonElement verify = report.RootElement.GetProperty("verify");
+        Assert.Equal(0, verify.GetProperty("mismatched").GetInt32());
+        Assert.Equal(0, verify.GetProperty("lost").GetInt32());
+        Assert.True(report.RootElement.GetProperty("passed").GetBoolean());
+        Assert.True(chaos.GetProperty("writesAfterLastRestart").GetInt64() >= 75, chaos.ToString());
+        Assert.Contains("2 power losses", stdout);
+    }
+
+    [Fact]
     public async Task ChaosNeedsALocalCluster()
     {
         string config = WriteConfig();

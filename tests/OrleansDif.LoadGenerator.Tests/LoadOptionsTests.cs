@@ -72,6 +72,9 @@ public class LoadOptionsTests
     [Fact]
     public void ChaosPacingParsesAsTimeOrWrites()
     {
+        Assert.Equal(ChaosKind.KillSilo, LoadOptions.ParseChaos("kill-silo"));
+        Assert.Equal(ChaosKind.PowerLoss, LoadOptions.ParseChaos(" power-loss "));
+        Assert.Contains("power-loss", Assert.Throws<UsageException>(() => LoadOptions.ParseChaos("kill-rack")).Message);
         Assert.Equal((TimeSpan.FromSeconds(10), (int?)null), LoadOptions.ParseChaosEvery("10s"));
         Assert.Equal(((TimeSpan?)null, (int?)500), LoadOptions.ParseChaosEvery("500writes"));
         Assert.Throws<UsageException>(() => LoadOptions.ParseChaosEvery("0writes"));
