@@ -106,7 +106,7 @@ internal static class NbdBenchmark
             await using ClusterSession session = await ClusterSession.OpenAsync(cluster, parse.GetValue(config)!, setValues, inSilo, console, ct);
             var catalog = new VolumeCatalog(session.Client, cluster.Volumes.Select(v => v.ToVolumeConfig()));
             string name = parse.GetValue(export) ?? $"{cluster.Volumes[0].Id}-stable";
-            if (await catalog.OpenAsync(name, ct) is not VolumeHandle { Device: var device })
+            if (await catalog.DeviceAsync(name) is not VolumeDevice device)
             {
                 await stderr.WriteLineAsync($"orleansdif bench nbd: no export '{name}' (exports: {string.Join(", ", catalog.Names)})");
                 return CliApp.ExitUsage;

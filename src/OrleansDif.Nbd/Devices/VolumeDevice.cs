@@ -35,6 +35,7 @@ public sealed class VolumeDevice : IBlockDevice
     public async Task<VolumeHandle> OpenAsync()
     {
         long position = Errors.End; // before the sample: an error the log takes in meanwhile is judged by the mark
+        MarkLocal(); // this call may be the one that activates the flusher: it goes where the pages go
         ErrorMark now = await Guard(() => _grains.Flusher(_volume.Id).SampleErrors());
         Errors.Start(now);
         return new VolumeHandle(this, now, position);
@@ -135,6 +136,7 @@ public sealed class VolumeDevice : IBlockDevice
     /// </summary>
     private async Task Sync(int first, int count)
     {
+        MarkLocal();
         FsyncResult r = await Guard(() => _grains.Flusher(_volume.Id).Fsync(first, count, Errors.Seen));
         Errors.Learn(r);
         if (r.ReportsPoison || r.PendingPages is { Length: > 0 })
@@ -229,7 +231,15 @@ public sealed class VolumeCatalog : IExportCatalog
 
     public IReadOnlyList<string> Names { get; }
 
-    public async Task<IBlockDevice?> OpenAsync(string name, CancellationToken ct)
+    public async Task<IBlockDevice?> OpenAsync(string name, CancellationToken ct) =>
+        await DeviceAsync(name) is VolumeDevice device ? await device.OpenAsync() : null;
+
+    /// <summary>
+    /// The shared device of export <paramref name="name"/> (created, and its volume, on first use), without opening a
+    /// handle: no call reaches the volume's flusher, so nothing activates it from here (a client that only wants the
+    /// geometry must not decide where the flusher goes).
+    /// </summary>
+    public async Task<VolumeDevice?> DeviceAsync(string name)
     {
         if (!_volumes.TryGetValue(name, out VolumeConfig? config))
         {
@@ -243,7 +253,7 @@ public sealed class VolumeCatalog : IExportCatalog
                 _open[name] = open = Create(config);
             }
         }
-        return await (await open).OpenAsync();
+        return await open;
     }
 
     private async Task<VolumeDevice> Create(VolumeConfig config)
