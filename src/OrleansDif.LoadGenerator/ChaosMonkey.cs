@@ -96,49 +96,43 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
             {
                 break;
             }
+            int[] down;
+            string what, said;
             if (kind == ChaosKind.PowerLoss)
             {
-                await Task.WhenAll(Enumerable.Range(0, silos).Select(cluster.KillAsync));
-                Interlocked.Increment(ref _kills);
+                down = [.. Enumerable.Range(0, silos)]; // restarted in order: the primary first
+                (what, said) = ("all", "power loss, every silo killed");
                 Interlocked.Increment(ref _powerLosses);
-                lock (_killed)
-                {
-                    _killed.Add($"all@{second():F1}s");
-                }
-                lock (log)
-                {
-                    log.WriteLine($"chaos: power loss, every silo killed (SIGKILL) at {second():F1} s");
-                }
-                await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
-                for (int i = 0; i < silos; i++)
-                {
-                    await cluster.RestartAsync(i, TimeSpan.FromSeconds(90), CancellationToken.None); // the primary first
-                }
-                Interlocked.Exchange(ref _writesAtLastRestart, acknowledgedWrites());
-                Interlocked.Increment(ref _restarts);
-                continue;
             }
-            if (order.Count == 0)
+            else
             {
-                foreach (int v in victims.OrderBy(_ => _random.Next()))
+                if (order.Count == 0)
                 {
-                    order.Enqueue(v);
+                    foreach (int v in victims.OrderBy(_ => _random.Next()))
+                    {
+                        order.Enqueue(v);
+                    }
                 }
+                int victim = order.Dequeue();
+                down = [victim];
+                (what, said) = ($"silo{victim}", $"killed silo {victim}");
             }
-            int victim = order.Dequeue();
-            await cluster.KillAsync(victim);
+            await Task.WhenAll(down.Select(cluster.KillAsync));
             Interlocked.Increment(ref _kills);
             lock (_killed)
             {
-                _killed.Add($"silo{victim}@{second():F1}s");
+                _killed.Add($"{what}@{second():F1}s");
             }
             lock (log)
             {
-                log.WriteLine($"chaos: killed silo {victim} (SIGKILL) at {second():F1} s");
+                log.WriteLine($"chaos: {said} (SIGKILL) at {second():F1} s");
             }
             // Down for a moment, as a crashed machine is, then started again (a new generation of the same address).
             await Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None);
-            await cluster.RestartAsync(victim, TimeSpan.FromSeconds(90), CancellationToken.None);
+            foreach (int silo in down)
+            {
+                await cluster.RestartAsync(silo, TimeSpan.FromSeconds(90), CancellationToken.None);
+            }
             Interlocked.Exchange(ref _writesAtLastRestart, acknowledgedWrites());
             Interlocked.Increment(ref _restarts);
         }

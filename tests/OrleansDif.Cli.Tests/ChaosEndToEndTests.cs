@@ -38,17 +38,24 @@ public sealed class ChaosEndToEndTests : IDisposable
         return path;
     }
 
-    [Fact]
-    public async Task EverySiloIsKilledInTurnAndNoSyncedWriteIsLost()
+    /// <summary>A chaos load run on the Redis config, paced by acknowledged writes: its report, and what it printed.</summary>
+    private async Task<(JsonElement Report, string Stdout)> RunChaosAsync(string kind, int kills)
     {
         string config = WriteConfig();
-        string json = Path.Combine(_dir, "chaos.json");
-        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--chaos", "kill-silo",
-            "--chaos-every", "300writes", "--chaos-kills", "3", "--duration", "3s", "--pages", "64", "--writers", "6", "--fsync-every", "20", "--json", json);
+        string json = Path.Combine(_dir, $"{kind}.json");
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--chaos", kind,
+            "--chaos-every", "300writes", "--chaos-kills", kills.ToString(), "--duration", "3s", "--pages", "64", "--writers", "6", "--fsync-every", "20", "--json", json);
         string siloLog = Path.Combine(_dir, "data", "silos.log");
         Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? string.Join('\n', File.ReadLines(siloLog).TakeLast(80)) : "(none)")}");
         using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
-        JsonElement chaos = report.RootElement.GetProperty("chaos");
+        return (report.RootElement.Clone(), stdout);
+    }
+
+    [Fact]
+    public async Task EverySiloIsKilledInTurnAndNoSyncedWriteIsLost()
+    {
+        var (report, stdout) = await RunChaosAsync("kill-silo", kills: 3);
+        JsonElement chaos = report.GetProperty("chaos");
         Assert.Equal(3, chaos.GetProperty("kills").GetInt32());
         Assert.Equal(3, chaos.GetProperty("restarts").GetInt32());
         Assert.Equal(0, chaos.GetProperty("syncedLost").GetInt64());
@@ -60,10 +67,10 @@ public sealed class ChaosEndToEndTests : IDisposable
         // Shuffled rounds: three kills are the three silos, silo 0 (which Redis membership survives) among them.
         string[] killed = [.. chaos.GetProperty("killed").EnumerateArray().Select(k => k.GetString()!.Split('@')[0]).Order()];
         Assert.Equal(["silo0", "silo1", "silo2"], killed);
-        JsonElement verify = report.RootElement.GetProperty("verify");
+        JsonElement verify = report.GetProperty("verify");
         Assert.Equal(0, verify.GetProperty("mismatched").GetInt32());
         Assert.Equal(0, verify.GetProperty("lost").GetInt32());
-        Assert.True(report.RootElement.GetProperty("passed").GetBoolean());
+        Assert.True(report.GetProperty("passed").GetBoolean());
         // The run went on after the kills: writes were acknowledged after the last restart (counted, not timed).
         Assert.True(chaos.GetProperty("writesAfterLastRestart").GetInt64() >= 75, chaos.ToString());
         Assert.Contains("chaos: 3 kills", stdout);
@@ -72,23 +79,17 @@ public sealed class ChaosEndToEndTests : IDisposable
     [Fact]
     public async Task PowerLossKillsEverySiloAtOnceAndNoSyncedWriteIsLost()
     {
-        string config = WriteConfig();
-        string json = Path.Combine(_dir, "power.json");
-        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--chaos", "power-loss",
-            "--chaos-every", "300writes", "--chaos-kills", "2", "--duration", "3s", "--pages", "64", "--writers", "6", "--fsync-every", "20", "--json", json);
-        string siloLog = Path.Combine(_dir, "data", "silos.log");
-        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? string.Join('\n', File.ReadLines(siloLog).TakeLast(80)) : "(none)")}");
-        using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
-        JsonElement chaos = report.RootElement.GetProperty("chaos");
+        var (report, stdout) = await RunChaosAsync("power-loss", kills: 2);
+        JsonElement chaos = report.GetProperty("chaos");
         Assert.Equal("power-loss", chaos.GetProperty("kind").GetString());
         Assert.Equal(2, chaos.GetProperty("powerLosses").GetInt32());
         Assert.Equal(2, chaos.GetProperty("restarts").GetInt32());
         Assert.Equal(0, chaos.GetProperty("syncedLost").GetInt64());   // disks lost what was not flushed, and only that
         Assert.All(chaos.GetProperty("killed").EnumerateArray(), k => Assert.StartsWith("all@", k.GetString()));
-        JsonElement verify = report.RootElement.GetProperty("verify");
+        JsonElement verify = report.GetProperty("verify");
         Assert.Equal(0, verify.GetProperty("mismatched").GetInt32());
         Assert.Equal(0, verify.GetProperty("lost").GetInt32());
-        Assert.True(report.RootElement.GetProperty("passed").GetBoolean());
+        Assert.True(report.GetProperty("passed").GetBoolean());
         Assert.True(chaos.GetProperty("writesAfterLastRestart").GetInt64() >= 75, chaos.ToString());
         Assert.Contains("2 power losses", stdout);
     }
