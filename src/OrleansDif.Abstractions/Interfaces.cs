@@ -117,7 +117,7 @@ public interface IWritebackGrain : IGrainWithStringKey
     /// <summary>
     /// Returns when every page of the range dirtied before the call is durable on the disks. Reports (not durable)
     /// the writeback errors of the volume recorded after <paramref name="since"/> (a handle's mark, errseq-style:
-    /// <see cref="ErrorMark"/>), or without a mark those this fsync found.
+    /// <see cref="ErrorMark"/>), or without a mark only those this fsync found itself.
     /// </summary>
     Task<FsyncResult> Fsync(int firstPage, int pageCount, ErrorMark? since = null);
 

@@ -88,6 +88,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
                     if (version > successorLoaded)
                     {
                         model.Acknowledged++;
+                        model.RetiredLatest[activation] = Math.Max(model.RetiredLatest.GetValueOrDefault(activation), version);
                         Interlocked.Increment(ref _unsyncedLost);
                         return;
                     }

@@ -360,8 +360,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 if (chaos is not null)
                 {
-                    // A page whose silo died came back in a new activation, and the fsync that reported its loss may
-                    // have been another writer's (an error is reported once). Only the activations still there
+                    // A page whose silo died came back in a new activation, and its loss may have been recorded
+                    // before this writer's handle opened, or by a flusher activation that died since (its errors
+                    // went with it). Only the activations still there
                     // when this fsync returned are synced by it; the others are followed into their new activation.
                     var confirmed = new List<(int Page, long Activation, long Version)>();
                     foreach (var entry in model.NewIn(mark))

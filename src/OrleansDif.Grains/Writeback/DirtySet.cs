@@ -74,8 +74,8 @@ public sealed class DirtySet
 
     /// <summary>
     /// The runs of <see cref="PlanRuns"/> grouped per disk into batches of at most <paramref name="maxBatchPages"/>
-    /// pages: one disk call each, carrying one command per run (as the block layer's plug hands a driver many
-    /// requests at once).
+    /// pages (a run longer than that is a batch of its own): one disk call each, carrying one command per run (as the
+    /// block layer's plug hands a driver many requests at once).
     /// </summary>
     public List<(int Disk, List<List<int>> Runs)> PlanBatches(IEnumerable<int> pages, VolumeConfig config, int maxRunPages, int maxBatchPages)
     {

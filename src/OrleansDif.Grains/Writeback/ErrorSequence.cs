@@ -2,52 +2,100 @@ namespace OrleansDif.Grains;
 
 /// <summary>
 /// A volume's writeback errors as a sequence (Linux <c>errseq_t</c>, with the errors kept so that each can be named):
-/// every recorded error gets the next number; a handle's mark says how far it has seen. Errors since a mark are those
-/// numbered after it; a mark of another flusher activation (the sequence it counted died with it) sees every error
-/// this activation kept, conservatively. The oldest errors are forgotten past <c>capacity</c>: a mark older than
-/// what is kept is told that errors were dropped, never told nothing. Plain: no Orleans types.
+/// every recorded error gets the next number; a handle's mark says how far it has seen, and the errors since a mark
+/// are those numbered after it. The numbers go on across flusher activations: a new activation starts a block above
+/// the last number its predecessors stored (<see cref="Gap"/>, as page epochs are reserved), so that an error a dead
+/// activation numbered but never stored can never share a number with a later one, and it keeps the errors they
+/// stored. The oldest errors are forgotten past <c>capacity</c>: a mark older than what is kept is told that errors
+/// were dropped, never told nothing. Plain: no Orleans types.
 /// </summary>
-public sealed class ErrorSequence(long flusher, int capacity = 4096)
+public sealed class ErrorSequence
 {
+    /// <summary>The numbers a new activation skips: more than an activation can record between two stores.</summary>
+    public const long Gap = 1_000_000;
+
+    private readonly long _flusher;
+    private readonly int _capacity;
     private readonly LinkedList<WritebackError> _kept = new();
     private long _sequence;
     private long _dropped; // errors numbered up to this one are forgotten
 
-    public long Flusher => flusher;
+    /// <param name="flusher">This flusher activation.</param>
+    /// <param name="stored">What earlier activations stored (null: none ever did).</param>
+    public ErrorSequence(long flusher, FlusherErrorState? stored = null, int capacity = 4096)
+    {
+        _flusher = flusher;
+        _capacity = capacity;
+        if (stored is null || stored.Sequence == 0 && stored.Errors.Count == 0 && stored.CorruptionReason is null)
+        {
+            return;
+        }
+        _dropped = stored.Dropped;
+        foreach (WritebackError e in stored.Errors.OrderBy(e => e.Sequence))
+        {
+            Keep(e);
+        }
+        _sequence = stored.Sequence + Gap;
+        if (stored.CorruptionReason is string why)
+        {
+            // What earlier activations recorded cannot be read: every handle is told that errors may be gone.
+            _dropped = _sequence;
+            Record([], $"the volume's stored writeback errors could not be read ({why}): errors may have been lost");
+        }
+    }
 
-    /// <summary>Errors recorded by this activation.</summary>
+    public long Flusher => _flusher;
+
+    /// <summary>The number of the last error recorded (or skipped to).</summary>
     public long Recorded => _sequence;
 
     /// <summary>The mark of now: a handle opened now is told only errors recorded after this.</summary>
-    public ErrorMark Sample() => new(flusher, _sequence);
+    public ErrorMark Sample() => new(_flusher, _sequence);
 
     /// <summary>Records an error: <paramref name="pages"/> lost acknowledged writes, for <paramref name="cause"/>.</summary>
     public WritebackError Record(int[] pages, string cause)
     {
-        var error = new WritebackError(flusher, ++_sequence, pages, cause);
-        _kept.AddLast(error);
-        if (_kept.Count > capacity)
-        {
-            _dropped = _kept.First!.Value.Sequence;
-            _kept.RemoveFirst();
-        }
+        var error = new WritebackError(_flusher, ++_sequence, pages, cause);
+        Keep(error);
         return error;
     }
 
-    /// <summary>The errors recorded after <paramref name="mark"/>, oldest first.</summary>
+    /// <summary>The errors recorded after <paramref name="mark"/>, oldest first (whichever activation recorded them).</summary>
     public WritebackError[] Since(ErrorMark mark)
     {
-        long after = mark.Flusher == flusher ? mark.Sequence : 0;
         var errors = new List<WritebackError>();
-        for (LinkedListNode<WritebackError>? n = _kept.Last; n is not null && n.Value.Sequence > after; n = n.Previous)
+        for (LinkedListNode<WritebackError>? n = _kept.Last; n is not null && n.Value.Sequence > mark.Sequence; n = n.Previous)
         {
             errors.Add(n.Value);
         }
-        if (after < _dropped)
+        if (mark.Sequence < _dropped)
         {
-            errors.Add(new WritebackError(flusher, _dropped, [], $"{_dropped - after} older writeback errors were recorded and are no longer kept"));
+            errors.Add(new WritebackError(_flusher, _dropped, [], "older writeback errors were recorded and are no longer kept"));
         }
         errors.Reverse();
         return [.. errors];
     }
+
+    /// <summary>What to store so that a later activation goes on from here.</summary>
+    public FlusherErrorState ToStore() => new() { Sequence = _sequence, Dropped = _dropped, Errors = [.. _kept] };
+
+    private void Keep(WritebackError error)
+    {
+        _kept.AddLast(error);
+        if (_kept.Count > _capacity)
+        {
+            _dropped = _kept.First!.Value.Sequence;
+            _kept.RemoveFirst();
+        }
+    }
+}
+
+/// <summary>What a volume's flusher stores of its error sequence: the last number and the errors kept.</summary>
+[GenerateSerializer]
+public sealed class FlusherErrorState : IStateCorruption
+{
+    [Id(0)] public long Sequence { get; set; }
+    [Id(1)] public long Dropped { get; set; }
+    [Id(2)] public List<WritebackError> Errors { get; set; } = [];
+    [Id(3)] public string? CorruptionReason { get; set; }
 }

@@ -12,10 +12,12 @@ namespace OrleansDif.Grains;
 /// </summary>
 [Reentrant]
 [DiskSpreadPlacement]
-public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options) : Grain, IWritebackGrain
+public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Extensions.Options.IOptions<StorageOptions> options,
+    [PersistentState("errors", FileGrainStorage.Name)] IPersistentState<FlusherErrorState> errorState) : Grain, IWritebackGrain
 {
+    private const int StoredErrors = 256;       // errors kept across activations (older ones: "dropped")
     private const int MaxRunPages = 64;          // 256 KiB per disk command at most
-    private const int MaxBatchPages = 16;       // 64 KiB per disk call (a batch of commands) at most
+    private const int MaxBatchPages = 16;       // runs are grouped per disk call up to 16 pages (64 KiB); a longer run goes alone
     private const int MaxFsyncRounds = 200;
 
     private string _volume = "";
@@ -47,7 +49,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _errors = new ErrorSequence(_ledger.Incarnation);
+        _errors = new ErrorSequence(_ledger.Incarnation, errorState.State, StoredErrors);
         _volume = this.GetPrimaryKeyString();
         return Task.CompletedTask;
     }
@@ -154,7 +156,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     public async Task<FsyncResult> Fsync(int firstPage, int pageCount, ErrorMark? since = null)
     {
-        ErrorMark mark = since ?? _errors.Sample(); // without a handle's mark: what this fsync finds
+        ErrorMark mark = since ?? _errors.Sample();
+        var found = new List<WritebackError>(); // the errors this fsync records (all it reports without a handle's mark)
         VolumeConfig config = await Config();
         CheckPage(config, firstPage, pageCount);
         int last = firstPage + pageCount;
@@ -166,7 +169,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             .Where(p => p >= firstPage && p < last).Distinct().ToList();
         if (targets.Count == 0)
         {
-            return new FsyncPlan(0).Result(MaxFsyncRounds, _errors.Since(mark), _errors.Sample());
+            return new FsyncPlan(0).Result(MaxFsyncRounds, since is null ? [] : _errors.Since(mark), _errors.Sample());
         }
         // Dirty pages this flusher writes back itself: the snapshot each writeback takes (after this call began, so
         // with every acknowledged write) carries the page's state, so they are not asked first. The others (in flight,
@@ -210,6 +213,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 plan.Want(page, info.Version, info.Activation);
             }
         }
+        RecordLosses(plan, found); // in the turn that judged them: no fsync of a handle can pass them by meanwhile
         // Rounds until everything is durable: write back, flush the disks, check. Bounded in time by two leases (a
         // writeback whose flusher died ends when its lease expires) and in rounds.
         long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * (2L * config.LeaseMs + 5_000) / 1000;
@@ -246,6 +250,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 if (durable[i] == DurableStatus.Lost)
                 {
                     plan.Lost(p); // its silo died while this fsync ran, with writes the fsync was waiting for
+                    RecordLosses(plan, found);
                 }
                 else if (durable[i] == DurableStatus.Durable && !_dirty.IsDirty(p) && !_dirty.IsInFlight(p) && !_ledger.Unflushed(p))
                 {
@@ -257,11 +262,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 }
             }
         }
-        if (plan.LostCount > 0)
+        if (found.Count > 0)
         {
-            // Recorded in the error sequence: every handle open now is told once, at its next fsync (EIO).
-            _errors.Record(plan.LostPages, $"{plan.LostCount} pages lost acknowledged writes that were not yet durable when their silo died");
-            _lostReported += plan.LostCount;
+            // Stored before the pages forget their earlier activation's intent: if this activation dies now, the
+            // next one still tells every handle (or, not stored, the pages are judged again).
+            await StoreErrors();
         }
         int[] acknowledge = [.. plan.ToAcknowledge];
         if (acknowledge.Length > 0)
@@ -269,7 +274,44 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             // Judged and recorded: the pages stop reporting their earlier activation's intent.
             await Task.WhenAll(acknowledge.Select(p => GrainFactory.Page(_volume, p).LossReported()));
         }
-        return plan.Result(MaxFsyncRounds, _errors.Since(mark), _errors.Sample());
+        return plan.Result(MaxFsyncRounds, since is null ? [.. found] : _errors.Since(mark), _errors.Sample());
+    }
+
+    private Task _storing = Task.CompletedTask;
+
+    /// <summary>Stores the error sequence as it is now, after any store under way (one writer of the state at a time).</summary>
+    private Task StoreErrors()
+    {
+        Task previous = _storing;
+        return _storing = After(previous);
+
+        async Task After(Task before)
+        {
+            try
+            {
+                await before;
+            }
+            catch (Exception)
+            {
+                // that store failed on its own; this one is tried regardless
+            }
+            errorState.State = _errors.ToStore();
+            await errorState.WriteStateAsync();
+        }
+    }
+
+    /// <summary>
+    /// Records in the error sequence the pages <paramref name="plan"/> found lost that are not recorded yet: every
+    /// handle open now is told once, at its next fsync (EIO).
+    /// </summary>
+    private void RecordLosses(FsyncPlan plan, List<WritebackError> found)
+    {
+        int[] fresh = [.. plan.LostPages.Except(found.SelectMany(e => e.Pages))];
+        if (fresh.Length > 0)
+        {
+            found.Add(_errors.Record(fresh, $"{fresh.Length} pages lost acknowledged writes that were not yet durable when their silo died"));
+            _lostReported += fresh.Length;
+        }
     }
 
     /// <summary>Pages of <paramref name="plan"/> this flusher wrote at the wanted version (or later) and flushed since: durable.</summary>

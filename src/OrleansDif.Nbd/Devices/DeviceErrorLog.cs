@@ -3,7 +3,8 @@ namespace OrleansDif.Nbd;
 /// <summary>
 /// The writeback errors a device's fsyncs were told of, in the order they came, so that each handle (connection) is
 /// told of every error recorded after it opened, once (errseq). A handle keeps a position in the log and the mark it
-/// sampled when it opened; errors the log learns later but that the volume recorded before that mark are not its.
+/// sampled when it opened; errors the log learns later but that the volume recorded before that mark are not its
+/// (error numbers go on across flusher activations, so marks and errors compare by number).
 /// The oldest entries are forgotten past a bound: a handle behind them is told that errors were dropped. Thread-safe.
 /// </summary>
 public sealed class DeviceErrorLog(int capacity = 4096)
@@ -53,13 +54,13 @@ public sealed class DeviceErrorLog(int capacity = 4096)
         {
             foreach (WritebackError e in result.Errors ?? [])
             {
-                if (_seen is { } s && e.Flusher == s.Flusher && e.Sequence <= s.Sequence)
+                if (_seen is { } s && e.Sequence <= s.Sequence)
                 {
                     continue; // had it (fsyncs that ran side by side were told the same errors)
                 }
                 _log.Add(e);
             }
-            if (result.Mark != default && (_seen is not { } before || before.Flusher != result.Mark.Flusher || before.Sequence < result.Mark.Sequence))
+            if (result.Mark != default && (_seen is not { } before || before.Sequence < result.Mark.Sequence))
             {
                 _seen = result.Mark;
             }
@@ -88,7 +89,7 @@ public sealed class DeviceErrorLog(int capacity = 4096)
             for (int i = (int)(Math.Max(position, _base) - _base); i < _log.Count; i++)
             {
                 WritebackError e = _log[i];
-                if (e.Flusher == opened.Flusher && e.Sequence <= opened.Sequence)
+                if (e.Sequence <= opened.Sequence)
                 {
                     continue; // recorded before the handle opened
                 }
@@ -126,13 +127,34 @@ public sealed class VolumeHandle : IBlockDevice
 
     public Task<byte[]> ReadAsync(long offset, int length, CancellationToken ct) => Device.ReadAsync(offset, length, ct);
 
-    public Task WriteAsync(long offset, byte[] data, bool fua, CancellationToken ct) => Device.WriteAsync(offset, data, fua, ct);
+    /// <summary>A write; with FUA (an O_DSYNC write), also fails if a writeback error is news to this handle.</summary>
+    public async Task WriteAsync(long offset, byte[] data, bool fua, CancellationToken ct)
+    {
+        await Device.WriteAsync(offset, data, fua, ct);
+        if (fua)
+        {
+            ThrowUnseen();
+        }
+    }
 
-    public Task ZeroAsync(long offset, long length, bool fua, CancellationToken ct) => Device.ZeroAsync(offset, length, fua, ct);
+    public async Task ZeroAsync(long offset, long length, bool fua, CancellationToken ct)
+    {
+        await Device.ZeroAsync(offset, length, fua, ct);
+        if (fua)
+        {
+            ThrowUnseen();
+        }
+    }
 
     public async Task FlushAsync(CancellationToken ct)
     {
         await Device.FlushAsync(ct);
+        ThrowUnseen();
+    }
+
+    /// <summary>EIO when a writeback error was recorded since this handle opened or was last told.</summary>
+    private void ThrowUnseen()
+    {
         WritebackError[] unseen;
         lock (_gate)
         {

@@ -172,18 +172,37 @@ public sealed class FlusherPartsTests
     }
 
     [Fact]
-    public void AMarkOfAnotherFlusherActivationSeesEveryKeptErrorAndAnOldMarkIsToldOfDroppedOnes()
+    public void ANewFlusherActivationGoesOnFromWhatWasStoredAndTellsOldMarks()
     {
-        var errors = new ErrorSequence(flusher: 7, capacity: 2);
-        errors.Record([1], "a");
-        Assert.Equal([1], Assert.Single(errors.Since(new ErrorMark(6, 40))).Pages); // the sequence it counted died
-        errors.Record([2], "b");
-        errors.Record([3], "c");              // page 1's error is forgotten
-        WritebackError[] told = errors.Since(new ErrorMark(7, 0));
+        var first = new ErrorSequence(flusher: 7, capacity: 2);
+        ErrorMark opened = first.Sample();
+        first.Record([1], "a");
+        FlusherErrorState stored = first.ToStore();
+        ErrorMark toldOfA = first.Sample();
+        first.Record([2], "numbered, told, never stored"); // the activation dies before storing it
+        ErrorMark toldOfUnstored = first.Sample();
+
+        var next = new ErrorSequence(flusher: 8, stored, capacity: 2);
+        Assert.True(next.Sample().Sequence > toldOfUnstored.Sequence); // numbers above anything the dead one gave out
+        Assert.Equal([1], Assert.Single(next.Since(opened)).Pages);
+        Assert.Empty(next.Since(toldOfA));
+        next.Record([3], "b");
+        Assert.Equal([[1], [3]], next.Since(opened).Select(e => e.Pages));
+        Assert.Equal([3], Assert.Single(next.Since(toldOfUnstored)).Pages);
+        next.Record([4], "c");                // page 1's error is forgotten
+        WritebackError[] told = next.Since(opened);
         Assert.Equal(3, told.Length);
         Assert.Empty(told[0].Pages);          // "older errors were dropped": never nothing
         Assert.Contains("no longer kept", told[0].Cause);
-        Assert.Equal([[2], [3]], told.Skip(1).Select(e => e.Pages));
-        Assert.Equal([3], Assert.Single(errors.Since(new ErrorMark(7, 2))).Pages);
+        Assert.Equal([[3], [4]], told.Skip(1).Select(e => e.Pages));
+    }
+
+    [Fact]
+    public void AnUnreadableStoredSequenceTellsEveryOlderMarkThatErrorsMayBeGone()
+    {
+        var next = new ErrorSequence(flusher: 9, new FlusherErrorState { Sequence = 5, CorruptionReason = "bad CRC" });
+        WritebackError[] told = next.Since(new ErrorMark(7, 5));
+        Assert.Contains(told, e => e.Cause.Contains("could not be read"));
+        Assert.Empty(next.Since(next.Sample()));
     }
 }

@@ -57,8 +57,10 @@ public sealed class DeviceErrorLogTests
         var log = new DeviceErrorLog();
         log.Start(new ErrorMark(7, 5));
         long position = log.End;
-        log.Learn(Told(8, 1, (1, 40)));                      // the flusher came back: its sequence starts again
+        log.Learn(Told(8, 1_000_006, (1_000_006, 40)));      // the flusher came back: its numbers go on, a block above
         Assert.Equal([40], Assert.Single(log.Unseen(ref position, new ErrorMark(7, 5))).Pages);
-        Assert.Equal(new ErrorMark(8, 1), log.Seen);
+        Assert.Equal(new ErrorMark(8, 1_000_006), log.Seen);
+        log.Learn(Told(7, 5));                               // a late answer of the old activation: nothing goes back
+        Assert.Equal(new ErrorMark(8, 1_000_006), log.Seen);
     }
 }
