@@ -21,12 +21,16 @@ public sealed class ErrorSequence
     private long _dropped; // errors numbered up to this one are forgotten
 
     /// <param name="flusher">This flusher activation.</param>
-    /// <param name="stored">What earlier activations stored (null: none ever did).</param>
+    /// <param name="stored">
+    /// What earlier activations stored (an empty state when none did): numbering starts a block above its sequence.
+    /// The caller stores the new start before it answers anyone, so the next activation starts above this one's
+    /// block. Null: numbering from 0 (a sequence that is never continued).
+    /// </param>
     public ErrorSequence(long flusher, FlusherErrorState? stored = null, int capacity = 4096)
     {
         _flusher = flusher;
         _capacity = capacity;
-        if (stored is null || stored.Sequence == 0 && stored.Errors.Count == 0 && stored.CorruptionReason is null)
+        if (stored is null)
         {
             return;
         }

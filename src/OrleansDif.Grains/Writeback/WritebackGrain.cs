@@ -47,11 +47,11 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     private ErrorSequence _errors = null!;                         // numbered by this activation's incarnation
     private long _stale, _flushes, _expired, _intentCommits, _redirtied;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _errors = new ErrorSequence(_ledger.Incarnation, errorState.State, StoredErrors);
         _volume = this.GetPrimaryKeyString();
-        return Task.CompletedTask;
+        await StoreErrors(); // this activation's block of error numbers, reserved before any is given out
     }
 
     public async Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0)

@@ -198,6 +198,18 @@ public sealed class FlusherPartsTests
     }
 
     [Fact]
+    public void EachActivationReservesABlockAboveTheLastStoredOneEvenWithNoErrors()
+    {
+        var a = new ErrorSequence(flusher: 1, new FlusherErrorState());
+        FlusherErrorState reserved = a.ToStore();     // stored when it activates
+        a.Record([5], "told, never stored");
+        var b = new ErrorSequence(flusher: 2, reserved);
+        Assert.True(b.Sample().Sequence > a.Sample().Sequence);
+        b.Record([6], "b");
+        Assert.Equal([6], Assert.Single(b.Since(a.Sample())).Pages); // the handle told of a's error hears of b's
+    }
+
+    [Fact]
     public void AnUnreadableStoredSequenceTellsEveryOlderMarkThatErrorsMayBeGone()
     {
         var next = new ErrorSequence(flusher: 9, new FlusherErrorState { Sequence = 5, CorruptionReason = "bad CRC" });
