@@ -66,6 +66,10 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
     public async Task RunAsync(Func<double> second, Func<long> acknowledgedWrites, CancellationToken stop)
     {
         IReadOnlyList<int> victims = Victims;
+        if (kind == ChaosKind.PowerLoss && !cluster.PrimaryMayDie)
+        {
+            throw new UsageException("--chaos power-loss: needs membership that survives every silo (a Redis config): development clustering lives in silo 0, and clients do not come back after it dies");
+        }
         if (victims.Count == 0 && kind == ChaosKind.KillSilo)
         {
             throw new UsageException("--chaos kill-silo: no silo may be killed (one silo under development clustering; use a Redis config)");

@@ -95,6 +95,17 @@ public sealed class ChaosEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task PowerLossNeedsMembershipThatOutlivesEverySilo()
+    {
+        string config = WriteConfig();
+        string text = File.ReadAllText(config);
+        File.WriteAllText(config, text.Replace("\"membership\": \"redis\"", "\"membership\": \"development\""));
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--chaos", "power-loss", "--duration", "2s", "--pages", "64");
+        Assert.True(exit == 2, $"exit {exit}\n{stdout}\n{stderr}");
+        Assert.Contains("--chaos power-loss: needs membership that survives every silo", stdout + stderr);
+    }
+
+    [Fact]
     public async Task ChaosNeedsALocalCluster()
     {
         string config = WriteConfig();
