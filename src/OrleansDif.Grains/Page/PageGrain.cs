@@ -37,7 +37,7 @@ public sealed class PageGrain(
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
     private PageIntentState? _staleIntent;              // the write intent of an earlier activation, until the flusher resolved it
     private long _dirtyGen;                             // registrations with the flusher, numbered
-    private Task _intentWrite = Task.CompletedTask;
+    private readonly StateWriteChain _intentWrites = new();
     private int _intentCommits;                         // not yet reported to the flusher
 
     private readonly List<(long Version, TaskCompletionSource<bool> Done)> _durableWaiters = [];
@@ -270,7 +270,7 @@ public sealed class PageGrain(
     /// writes, and the flusher that was told of them can say exactly.
     /// </summary>
     private Task EnsureIntent(long flusher) => intent.State.Epoch == _machine.Epoch && intent.State.Flusher == flusher
-        ? _intentWrite
+        ? _intentWrites.Last
         : SetIntent(_machine.Epoch, flusher);
 
     /// <summary>Clears the intent.</summary>
@@ -280,27 +280,13 @@ public sealed class PageGrain(
     /// Makes the persistent intent (<paramref name="epoch"/>, <paramref name="flusher"/>) after every intent write
     /// under way (one writer of the state at a time), writing only if it is not that already when its turn comes.
     /// </summary>
-    private Task SetIntent(long epoch, long flusher)
+    private Task SetIntent(long epoch, long flusher) => _intentWrites.Then(async () =>
     {
-        Task previous = _intentWrite;
-        return _intentWrite = After(previous);
-
-        async Task After(Task before)
+        if (intent.State.Epoch != epoch || intent.State.Flusher != flusher)
         {
-            try
-            {
-                await before;
-            }
-            catch (Exception)
-            {
-                // that write failed on its own; this one is tried regardless
-            }
-            if (intent.State.Epoch != epoch || intent.State.Flusher != flusher)
-            {
-                await WriteIntent(epoch, flusher);
-            }
+            await WriteIntent(epoch, flusher);
         }
-    }
+    });
 
     private async Task WriteIntent(long epoch, long flusher)
     {

@@ -277,28 +277,14 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         return plan.Result(MaxFsyncRounds, since is null ? [.. found] : _errors.Since(mark), _errors.Sample());
     }
 
-    private Task _storing = Task.CompletedTask;
+    private readonly StateWriteChain _errorWrites = new();
 
     /// <summary>Stores the error sequence as it is now, after any store under way (one writer of the state at a time).</summary>
-    private Task StoreErrors()
+    private Task StoreErrors() => _errorWrites.Then(() =>
     {
-        Task previous = _storing;
-        return _storing = After(previous);
-
-        async Task After(Task before)
-        {
-            try
-            {
-                await before;
-            }
-            catch (Exception)
-            {
-                // that store failed on its own; this one is tried regardless
-            }
-            errorState.State = _errors.ToStore();
-            await errorState.WriteStateAsync();
-        }
-    }
+        errorState.State = _errors.ToStore();
+        return errorState.WriteStateAsync();
+    });
 
     /// <summary>
     /// Records in the error sequence the pages <paramref name="plan"/> found lost that are not recorded yet: every
