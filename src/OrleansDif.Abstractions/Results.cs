@@ -211,10 +211,10 @@ public enum DurableStatus
 }
 
 /// <summary>
-/// A point in a volume's error sequence (as Linux's <c>errseq_t</c>): the flusher activation that keeps the sequence
-/// and how many errors it had recorded. A handle samples one when it opens and hands it to each fsync, which reports
+/// A point in a volume's error sequence (as Linux's <c>errseq_t</c>): the number of the last error recorded when it was
+/// taken (numbers go on across flusher activations), and the flusher activation that gave it (for people). A handle samples one when it opens and hands it to each fsync, which reports
 /// the errors recorded after it, then the handle keeps the mark the fsync returns: every handle open when an error
-/// happened is told once; a handle opened after it is not told. Numbers go on across flusher activations.
+/// happened is told once; a handle opened after it is not told.
 /// </summary>
 [GenerateSerializer, Immutable]
 public readonly record struct ErrorMark([property: Id(0)] long Flusher, [property: Id(1)] long Sequence);

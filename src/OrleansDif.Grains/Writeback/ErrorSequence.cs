@@ -15,10 +15,8 @@ public sealed class ErrorSequence
     public const long Gap = 1_000_000;
 
     private readonly long _flusher;
-    private readonly int _capacity;
-    private readonly LinkedList<WritebackError> _kept = new();
+    private readonly WritebackErrorLog _log;
     private long _sequence;
-    private long _dropped; // errors numbered up to this one are forgotten
 
     /// <param name="flusher">This flusher activation.</param>
     /// <param name="stored">
@@ -29,29 +27,24 @@ public sealed class ErrorSequence
     public ErrorSequence(long flusher, FlusherErrorState? stored = null, int capacity = 4096)
     {
         _flusher = flusher;
-        _capacity = capacity;
+        _log = new WritebackErrorLog(capacity);
         if (stored is null)
         {
             return;
         }
-        _dropped = stored.Dropped;
+        _log.DroppedUpTo(stored.Dropped);
         foreach (WritebackError e in stored.Errors.OrderBy(e => e.Sequence))
         {
-            Keep(e);
+            _log.Add(e);
         }
         _sequence = stored.Sequence + Gap;
         if (stored.CorruptionReason is string why)
         {
             // What earlier activations recorded cannot be read: every handle is told that errors may be gone.
-            _dropped = _sequence;
+            _log.DroppedUpTo(_sequence);
             Record([], $"the volume's stored writeback errors could not be read ({why}): errors may have been lost");
         }
     }
-
-    public long Flusher => _flusher;
-
-    /// <summary>The number of the last error recorded (or skipped to).</summary>
-    public long Recorded => _sequence;
 
     /// <summary>The mark of now: a handle opened now is told only errors recorded after this.</summary>
     public ErrorMark Sample() => new(_flusher, _sequence);
@@ -60,38 +53,15 @@ public sealed class ErrorSequence
     public WritebackError Record(int[] pages, string cause)
     {
         var error = new WritebackError(_flusher, ++_sequence, pages, cause);
-        Keep(error);
+        _log.Add(error);
         return error;
     }
 
     /// <summary>The errors recorded after <paramref name="mark"/>, oldest first (whichever activation recorded them).</summary>
-    public WritebackError[] Since(ErrorMark mark)
-    {
-        var errors = new List<WritebackError>();
-        for (LinkedListNode<WritebackError>? n = _kept.Last; n is not null && n.Value.Sequence > mark.Sequence; n = n.Previous)
-        {
-            errors.Add(n.Value);
-        }
-        if (mark.Sequence < _dropped)
-        {
-            errors.Add(new WritebackError(_flusher, _dropped, [], "older writeback errors were recorded and are no longer kept"));
-        }
-        errors.Reverse();
-        return [.. errors];
-    }
+    public WritebackError[] Since(ErrorMark mark) => _log.Since(mark.Sequence, _flusher);
 
     /// <summary>What to store so that a later activation goes on from here.</summary>
-    public FlusherErrorState ToStore() => new() { Sequence = _sequence, Dropped = _dropped, Errors = [.. _kept] };
-
-    private void Keep(WritebackError error)
-    {
-        _kept.AddLast(error);
-        if (_kept.Count > _capacity)
-        {
-            _dropped = _kept.First!.Value.Sequence;
-            _kept.RemoveFirst();
-        }
-    }
+    public FlusherErrorState ToStore() => new() { Sequence = _sequence, Dropped = _log.Dropped, Errors = [.. _log.Kept] };
 }
 
 /// <summary>What a volume's flusher stores of its error sequence: the last number and the errors kept.</summary>

@@ -44,7 +44,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
 
     // What this activation knows of each page activation, to judge durability and loss exactly.
     private readonly DurabilityLedger _ledger = new(Random.Shared.NextInt64(1, long.MaxValue));
-    private ErrorSequence _errors = null!;                         // numbered by this activation's incarnation
+    private ErrorSequence _errors = null!;                         // numbered on from what earlier activations stored
     private long _stale, _flushes, _expired, _intentCommits, _redirtied;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)

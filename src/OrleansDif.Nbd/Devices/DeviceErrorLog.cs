@@ -1,30 +1,17 @@
 namespace OrleansDif.Nbd;
 
 /// <summary>
-/// The writeback errors a device's fsyncs were told of, in the order they came, so that each handle (connection) is
-/// told of every error recorded after it opened, once (errseq). A handle keeps a position in the log and the mark it
-/// sampled when it opened; errors the log learns later but that the volume recorded before that mark are not its
-/// (error numbers go on across flusher activations, so marks and errors compare by number).
-/// The oldest entries are forgotten past a bound: a handle behind them is told that errors were dropped. Thread-safe.
+/// The writeback errors a device's fsyncs were told of, so that each handle (connection) is told of every error
+/// recorded after it opened, once (errseq). Error numbers go on across flusher activations, so a handle keeps only
+/// the number it has seen up to: the one of the mark it sampled when it opened, then the newest it was told. The
+/// oldest entries are forgotten past a bound (<see cref="WritebackErrorLog"/>): a handle behind them is told that
+/// errors were dropped. Thread-safe.
 /// </summary>
 public sealed class DeviceErrorLog(int capacity = 4096)
 {
     private readonly object _gate = new();
-    private readonly List<WritebackError> _log = [];
-    private long _base;          // position of _log[0]
+    private readonly WritebackErrorLog _log = new(capacity);
     private ErrorMark? _seen;    // how far the device's fsyncs have been told
-
-    /// <summary>Where a handle opened now starts.</summary>
-    public long End
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _base + _log.Count;
-            }
-        }
-    }
 
     /// <summary>The mark to hand the next fsync: what the log has been told so far (null: nothing yet).</summary>
     public ErrorMark? Seen
@@ -54,7 +41,7 @@ public sealed class DeviceErrorLog(int capacity = 4096)
         {
             foreach (WritebackError e in result.Errors ?? [])
             {
-                if (_seen is { } s && e.Sequence <= s.Sequence)
+                if (e.Sequence <= Math.Max(_seen?.Sequence ?? 0, _log.Last))
                 {
                     continue; // had it (fsyncs that ran side by side were told the same errors)
                 }
@@ -64,39 +51,20 @@ public sealed class DeviceErrorLog(int capacity = 4096)
             {
                 _seen = result.Mark;
             }
-            if (_log.Count > capacity)
-            {
-                int drop = _log.Count - capacity;
-                _log.RemoveRange(0, drop);
-                _base += drop;
-            }
         }
     }
 
     /// <summary>
-    /// The errors a handle has not been told of: after <paramref name="position"/>, except those recorded before the
-    /// handle's <paramref name="opened"/> mark. Moves the position to the end: each error is told once.
+    /// The errors a handle has not been told of: those numbered after <paramref name="seen"/>, which then moves past
+    /// them: each error is told once.
     /// </summary>
-    public WritebackError[] Unseen(ref long position, ErrorMark opened)
+    public WritebackError[] Unseen(ref long seen)
     {
         lock (_gate)
         {
-            var errors = new List<WritebackError>();
-            if (position < _base)
-            {
-                errors.Add(new WritebackError(0, 0, [], $"{_base - position} older writeback errors were recorded and are no longer kept"));
-            }
-            for (int i = (int)(Math.Max(position, _base) - _base); i < _log.Count; i++)
-            {
-                WritebackError e = _log[i];
-                if (e.Sequence <= opened.Sequence)
-                {
-                    continue; // recorded before the handle opened
-                }
-                errors.Add(e);
-            }
-            position = _base + _log.Count;
-            return [.. errors];
+            WritebackError[] errors = _log.Since(seen, 0);
+            seen = Math.Max(seen, _log.Last);
+            return errors;
         }
     }
 }
@@ -108,15 +76,13 @@ public sealed class DeviceErrorLog(int capacity = 4096)
 /// </summary>
 public sealed class VolumeHandle : IBlockDevice
 {
-    private readonly ErrorMark _opened;
     private readonly object _gate = new();
-    private long _position;
+    private long _seen;   // the error number this handle has been told up to
 
-    internal VolumeHandle(VolumeDevice device, ErrorMark opened, long position)
+    internal VolumeHandle(VolumeDevice device, ErrorMark opened)
     {
         Device = device;
-        _opened = opened;
-        _position = position;
+        _seen = opened.Sequence;
     }
 
     public VolumeDevice Device { get; }
@@ -158,7 +124,7 @@ public sealed class VolumeHandle : IBlockDevice
         WritebackError[] unseen;
         lock (_gate)
         {
-            unseen = Device.Errors.Unseen(ref _position, _opened);
+            unseen = Device.Errors.Unseen(ref _seen);
         }
         if (unseen.Length > 0)
         {

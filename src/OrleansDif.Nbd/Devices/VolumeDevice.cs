@@ -34,11 +34,10 @@ public sealed class VolumeDevice : IBlockDevice
     /// <summary>A new open of the device: told of writeback errors recorded from now on.</summary>
     public async Task<VolumeHandle> OpenAsync()
     {
-        long position = Errors.End; // before the sample: an error the log takes in meanwhile is judged by the mark
         MarkLocal(); // this call may be the one that activates the flusher: it goes where the pages go
         ErrorMark now = await Guard(() => _grains.Flusher(_volume.Id).SampleErrors());
         Errors.Start(now);
-        return new VolumeHandle(this, now, position);
+        return new VolumeHandle(this, now);
     }
 
     /// <summary>Volume fsyncs run for FLUSH requests (fewer than the requests: concurrent ones share one).</summary>

@@ -11,16 +11,14 @@ public sealed class DeviceErrorLogTests
     {
         var log = new DeviceErrorLog();
         log.Start(new ErrorMark(7, 0));
-        long a = log.End, b = log.End;
-        ErrorMark openedA = new(7, 0), openedB = new(7, 0);
+        long a = 0, b = 0;                                   // two handles open at mark 0
         log.Learn(Told(7, 1, (1, 12)));
-        long c = log.End;
-        ErrorMark openedC = new(7, 1);
+        long c = 1;                                          // opened after the error (mark 1)
 
-        Assert.Equal([12], Assert.Single(log.Unseen(ref a, openedA)).Pages);
-        Assert.Empty(log.Unseen(ref a, openedA));            // once
-        Assert.Equal([12], Assert.Single(log.Unseen(ref b, openedB)).Pages);
-        Assert.Empty(log.Unseen(ref c, openedC));
+        Assert.Equal([12], Assert.Single(log.Unseen(ref a)).Pages);
+        Assert.Empty(log.Unseen(ref a));                     // once
+        Assert.Equal([12], Assert.Single(log.Unseen(ref b)).Pages);
+        Assert.Empty(log.Unseen(ref c));
         Assert.Equal(new ErrorMark(7, 1), log.Seen);
     }
 
@@ -29,13 +27,12 @@ public sealed class DeviceErrorLogTests
     {
         var log = new DeviceErrorLog();
         log.Start(new ErrorMark(7, 0));
-        long position = log.End;
-        ErrorMark opened = new(7, 1);                        // the volume had recorded error 1 when it opened
+        long opened = 1;                                     // the volume had recorded error 1 when it opened
         log.Learn(Told(7, 2, (1, 3), (2, 4)));
         log.Learn(Told(7, 2, (1, 3), (2, 4)));               // an fsync side by side was told the same
-        Assert.Equal([4], Assert.Single(log.Unseen(ref position, opened)).Pages);
+        Assert.Equal([4], Assert.Single(log.Unseen(ref opened)).Pages);
         long fresh = 0;
-        Assert.Equal(2, log.Unseen(ref fresh, new ErrorMark(7, 0)).Length);
+        Assert.Equal(2, log.Unseen(ref fresh).Length);
     }
 
     [Fact]
@@ -43,9 +40,9 @@ public sealed class DeviceErrorLogTests
     {
         var log = new DeviceErrorLog(capacity: 2);
         log.Start(new ErrorMark(7, 0));
-        long position = log.End;
+        long seen = 0;
         log.Learn(Told(7, 3, (1, 1), (2, 2), (3, 3)));
-        WritebackError[] told = log.Unseen(ref position, new ErrorMark(7, 0));
+        WritebackError[] told = log.Unseen(ref seen);
         Assert.Equal(3, told.Length);
         Assert.Contains("no longer kept", told[0].Cause);
         Assert.Equal([[2], [3]], told.Skip(1).Select(e => e.Pages));
@@ -56,9 +53,9 @@ public sealed class DeviceErrorLogTests
     {
         var log = new DeviceErrorLog();
         log.Start(new ErrorMark(7, 5));
-        long position = log.End;
+        long seen = 5;                                       // opened under the old activation
         log.Learn(Told(8, 1_000_006, (1_000_006, 40)));      // the flusher came back: its numbers go on, a block above
-        Assert.Equal([40], Assert.Single(log.Unseen(ref position, new ErrorMark(7, 5))).Pages);
+        Assert.Equal([40], Assert.Single(log.Unseen(ref seen)).Pages);
         Assert.Equal(new ErrorMark(8, 1_000_006), log.Seen);
         log.Learn(Told(7, 5));                               // a late answer of the old activation: nothing goes back
         Assert.Equal(new ErrorMark(8, 1_000_006), log.Seen);
