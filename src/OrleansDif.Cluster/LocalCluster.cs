@@ -106,7 +106,15 @@ public sealed class LocalCluster : IAsyncDisposable
         if (!p.HasExited)
         {
             p.Kill(entireProcessTree: true);
-            await p.WaitForExitAsync();
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await p.WaitForExitAsync(bound.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"silo {_config.Silos[index].Name} (pid {p.Id}) did not exit within 30 s of SIGKILL");
+            }
         }
     }
 
@@ -174,7 +182,18 @@ public sealed class LocalCluster : IAsyncDisposable
                 catch (OperationCanceledException)
                 {
                     p.Kill(entireProcessTree: true);
-                    await p.WaitForExitAsync();
+                    using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    try
+                    {
+                        await p.WaitForExitAsync(bound.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        lock (_log)
+                        {
+                            _log.WriteLine($"silo pid {p.Id} did not exit within 30 s of SIGKILL; left behind");
+                        }
+                    }
                 }
             }
         }

@@ -98,7 +98,22 @@ public sealed class RedisServer : IAsyncDisposable
             using Process p = Process.Start(psi)!;
             _ = p.StandardOutput.ReadToEndAsync(cancellationToken);
             _ = p.StandardError.ReadToEndAsync(cancellationToken);
-            await p.WaitForExitAsync(cancellationToken);
+            // A package mirror that does not answer must not hold the start for ever: five minutes, then give up.
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bound.CancelAfter(TimeSpan.FromMinutes(5));
+            try
+            {
+                await p.WaitForExitAsync(bound.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                p.Kill(entireProcessTree: true);
+                lock (log)
+                {
+                    log.WriteLine($"apt-get {string.Join(' ', args)} did not finish within 5 minutes: stopped");
+                }
+                break;
+            }
         }
         return Find();
     }

@@ -60,6 +60,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     {
         Live = new LiveCounters();
         CurrentPolicy = policy.ToString().ToLowerInvariant();
+        // However the cluster behaves, a run ends: past this bound no call is retried and the final fsync is not
+        // tried again, so a cluster that stopped answering fails the run instead of holding it for ever.
+        _giveUpAt = Stopwatch.GetTimestamp() + (long)((options.Duration + GiveUpMargin + (options.ChaosKills > 0 ? ChaosOverrun : TimeSpan.Zero)).TotalSeconds * Stopwatch.Frequency);
         VolumeConfig volume = VolumeFor(policy, tagsAtCopyIn);
         if (options.Inject.Count > 0 && !cluster.FaultInjection)
         {
@@ -75,8 +78,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             latency[kind] = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
         }
         var stalls = new LongConcurrentHistogram(1, MaxLatencyUs, 3);
-        // A run with a chaos kill count may go on past its duration (at most ten minutes): room for those seconds too.
-        int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2 + (options.ChaosKills > 0 ? 660 : 0);
+        // A run with a chaos kill count may go on past its duration (at most ChaosOverrun): room for those seconds too.
+        int seconds = (int)Math.Ceiling(options.Duration.TotalSeconds) + 2 + (options.ChaosKills > 0 ? (int)ChaosOverrun.TotalSeconds + 60 : 0);
         var buckets = Enumerable.Range(0, seconds).Select(_ => new LongConcurrentHistogram(1, MaxLatencyUs, 2)).ToArray();
 
         IWritebackGrain flusher = client.Flusher(volume.Id);
@@ -276,11 +279,22 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     /// </summary>
     private static bool Transient(Exception e) => e is TimeoutException || e is OrleansException || e is OperationCanceledException;
 
+    /// <summary>How long a run may go on past its duration (and past <see cref="ChaosOverrun"/>) before it gives up.</summary>
+    private static readonly TimeSpan GiveUpMargin = TimeSpan.FromMinutes(3);
+
+    /// <summary>How long a run with a chaos kill count may go on past its duration for its kills and restarts.</summary>
+    private static readonly TimeSpan ChaosOverrun = TimeSpan.FromMinutes(5);
+
+    private long _giveUpAt = long.MaxValue;
+
+    /// <summary>Past the run's bound: calls are no longer retried (see <see cref="RunAsync"/>).</summary>
+    private bool GivenUp => Stopwatch.GetTimestamp() > _giveUpAt;
+
     /// <summary>
     /// The run ends after its duration; with a chaos kill count, not before every kill and restart happened and
     /// writes were acknowledged after the last one (events, not a clock: a slow machine runs longer, never less).
-    /// A bound of ten minutes past the duration keeps a cluster that stopped acknowledging from running for ever;
-    /// the report then shows fewer kills than asked.
+    /// A bound of <see cref="ChaosOverrun"/> past the duration keeps a cluster that stopped acknowledging from running
+    /// for ever; the report then shows fewer kills than asked.
     /// </summary>
     private async Task EndRunAsync(CancellationTokenSource stop, ChaosMonkey? monkey, Func<long> acknowledged)
     {
@@ -290,9 +304,9 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             if (monkey is { Target: > 0 })
             {
                 var bound = Stopwatch.StartNew();
-                await Task.WhenAny(monkey.AllKilled, Task.Delay(TimeSpan.FromMinutes(10), stop.Token));
+                await Task.WhenAny(monkey.AllKilled, Task.Delay(ChaosOverrun, stop.Token));
                 long after = Math.Max(1, (options.ChaosEveryWrites ?? 100) / 4);
-                while (monkey.AllKilled.IsCompleted && acknowledged() < monkey.WritesAtLastRestart + after && bound.Elapsed < TimeSpan.FromMinutes(10))
+                while (monkey.AllKilled.IsCompleted && acknowledged() < monkey.WritesAtLastRestart + after && bound.Elapsed < ChaosOverrun)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(5), stop.Token);
                 }
@@ -321,7 +335,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 return await call();
             }
-            catch (Exception e) when (Transient(e) && attempt < 40)
+            catch (Exception e) when (Transient(e) && attempt < 40 && !GivenUp)
             {
                 Interlocked.Increment(ref _retried);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 25 << Math.Min(attempt, 7))), CancellationToken.None);
@@ -405,7 +419,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             {
                 Interlocked.Increment(ref _fsyncFailures);
             }
-            if (!final || attempt >= 10)
+            if (!final || attempt >= 10 || GivenUp)
             {
                 return result;
             }
