@@ -18,6 +18,7 @@ public static class CliApp
         root.Subcommands.Add(SiloCommands.CreateCluster(stdout, stderr));
         root.Subcommands.Add(LoadCommand.Create(stdout, stderr));
         root.Subcommands.Add(NbdCommand.Create(stdout, stderr));
+        root.Subcommands.Add(SimulateCommand.Create(stdout, stderr));
         return root;
     }
 

@@ -30,9 +30,9 @@ public enum FencedWrite
 /// </summary>
 public sealed class CachedDisk : IDisposable
 {
-    private const long Magic = 0x32434E4546464944; // "DIFFENC2": layout 2 (slot: held, floor, previous, flush sequence)
+    private const long Magic = 0x33434E4546464944; // "DIFFENC3": layout 3 (slot: held, floor, previous, flush sequence, data hash)
     private const int HeaderSize = 24;
-    private const int SlotSize = 32;
+    private const int SlotSize = 40;
     private const long EpochBlock = 4096;
 
     private readonly DiskImage _image;
@@ -42,7 +42,6 @@ public sealed class CachedDisk : IDisposable
     private readonly long[] _held;
     private readonly long[] _floor;
     private readonly long[] _flushedHeld;                   // what the medium holds as of the last flush
-    private readonly Dictionary<long, long> _uncertain = [];  // slots of a flush that may not have finished: slot -> version before it
     private long _flushSequence;
     private readonly HashSet<long> _fenceDirty = [];
     private readonly SafeFileHandle _fence;
@@ -77,7 +76,7 @@ public sealed class CachedDisk : IDisposable
             int read = exists ? ReadFully(_fence, all) : 0;
             if (read >= HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(all) != Magic)
             {
-                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 2); it belongs to another build: move the data directory aside");
+                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 3); it belongs to another build: move the data directory aside");
             }
             if (read >= HeaderSize)
             {
@@ -91,9 +90,14 @@ public sealed class CachedDisk : IDisposable
                     _floor[s] = BinaryPrimitives.ReadInt64LittleEndian(r[8..]);
                     long previous = BinaryPrimitives.ReadInt64LittleEndian(r[16..]);
                     long sequence = BinaryPrimitives.ReadInt64LittleEndian(r[24..]);
-                    if (sequence == _flushSequence && sequence != 0 && previous != _held[s])
+                    ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(r[32..]);
+                    if (sequence == _flushSequence && sequence != 0 && previous != _held[s] && !Landed(s, hash))
                     {
-                        _uncertain[s] = previous; // written by the last flush, which may have died before its data landed
+                        // Written by the last flush, which died between its fence and its data: the slot holds the
+                        // version before (or a torn mix, which the page's version tags then report).
+                        _held[s] = _flushedHeld[s] = previous;
+                        _fenceDirty.Add(s);
+                        Reverted++;
                     }
                 }
             }
@@ -148,39 +152,31 @@ public sealed class CachedDisk : IDisposable
     }
 
     /// <summary>
-    /// After an open: was the slot of <paramref name="lba"/> in the last flush before the disk went down? The fence
-    /// reaches the medium before the data, so that flush may have recorded a version whose data never landed; the
-    /// version before it is <paramref name="previous"/>.
+    /// Slots this open found written by a last flush that died between its fence and its data, and set back to the
+    /// version before. The fence records a hash of the PI tuples each slot's new data carries (guards and version
+    /// tags), so the open compares those, not the 16-bit version tags alone (they repeat every 65535 versions), and
+    /// bit rot in the data since (which the guards catch when the page is read) is not taken for a flush cut short.
     /// </summary>
-    public bool IsUncertain(long lba, out long previous)
+    public int Reverted { get; }
+
+    private bool Landed(long slot, ulong hash)
     {
-        lock (_gate)
-        {
-            return _uncertain.TryGetValue(SlotOf(lba), out previous);
-        }
+        byte[] blocks = new byte[_slotBytes];
+        _image.ReadRaw(slot * _slotSectors, blocks);
+        return TuplesHash(blocks) == hash;
     }
 
-    /// <summary>The data of the slot is the version before the last flush: that flush died before its data landed.</summary>
-    public void RevertUncertain(long lba)
+    /// <summary>A hash of the PI tuples of a slot's raw blocks (sector data + tuple each).</summary>
+    private ulong TuplesHash(ReadOnlySpan<byte> blocks)
     {
-        lock (_gate)
+        int block = _image.Format.BlockSize;
+        int size = block - PiTuple.Size;
+        Span<byte> tuples = stackalloc byte[_slotSectors * PiTuple.Size];
+        for (int i = 0; i < _slotSectors; i++)
         {
-            long slot = SlotOf(lba);
-            if (_uncertain.Remove(slot, out long previous))
-            {
-                _held[slot] = _flushedHeld[slot] = previous;
-                _fenceDirty.Add(slot);
-            }
+            blocks.Slice(i * block + size, PiTuple.Size).CopyTo(tuples[(i * PiTuple.Size)..]);
         }
-    }
-
-    /// <summary>The data of the slot matched the version the fence holds: certain from now on.</summary>
-    public void ConfirmUncertain(long lba)
-    {
-        lock (_gate)
-        {
-            _uncertain.Remove(SlotOf(lba));
-        }
+        return System.IO.Hashing.XxHash64.HashToUInt64(tuples);
     }
 
     /// <summary>The version the disk holds for the page slot of <paramref name="lba"/> (0: never written by a page).</summary>
@@ -394,7 +390,7 @@ public sealed class CachedDisk : IDisposable
         await Task.Yield(); // let the callers of this turn join before the snapshot is taken
         long generation, sequence;
         List<(long Slot, byte[] Blocks)> slots;
-        List<(long Slot, long Held, long Floor, long Previous)> fence;
+        List<(long Slot, long Held, long Floor, long Previous, ulong Hash)> fence;
         lock (_gate)
         {
             generation = _writeGeneration;
@@ -404,10 +400,12 @@ public sealed class CachedDisk : IDisposable
                 slots.Add((slot, blocks));
             }
             sequence = ++_flushSequence;
-            fence = new List<(long Slot, long Held, long Floor, long Previous)>(_fenceDirty.Count);
+            fence = new List<(long Slot, long Held, long Floor, long Previous, ulong Hash)>(_fenceDirty.Count);
             foreach (long slot in _fenceDirty)
             {
-                fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot]));
+                // The hash of the tuples this flush writes to the slot: an open after a crash tells whether they landed.
+                ulong hash = _cache.TryGetValue(slot, out byte[]? blocks) ? TuplesHash(blocks) : 0;
+                fence.Add((slot, _held[slot], _floor[slot], _flushedHeld[slot], hash));
             }
             _fenceDirty.Clear();
         }
@@ -419,12 +417,13 @@ public sealed class CachedDisk : IDisposable
                 // flush cut short leaves data behind its fence only in slots of the last sequence, which an open
                 // reconciles against the data's version tags (IsUncertain); every earlier flush finished.
                 Span<byte> record = stackalloc byte[SlotSize];
-                foreach (var (slot, held, floor, previous) in fence)
+                foreach (var (slot, held, floor, previous, hash) in fence)
                 {
                     BinaryPrimitives.WriteInt64LittleEndian(record, held);
                     BinaryPrimitives.WriteInt64LittleEndian(record[8..], floor);
                     BinaryPrimitives.WriteInt64LittleEndian(record[16..], previous);
                     BinaryPrimitives.WriteInt64LittleEndian(record[24..], sequence);
+                    BinaryPrimitives.WriteUInt64LittleEndian(record[32..], hash);
                     RandomAccess.Write(_fence, record, HeaderSize + slot * SlotSize);
                 }
                 Span<byte> seq = stackalloc byte[8];
@@ -446,7 +445,7 @@ public sealed class CachedDisk : IDisposable
                         _cache.Remove(slot); // on the medium, and not written again since the snapshot
                     }
                 }
-                foreach (var (slot, held, _, _) in fence)
+                foreach (var (slot, held, _, _, _) in fence)
                 {
                     _flushedHeld[slot] = Math.Max(_flushedHeld[slot], held);
                 }
@@ -459,7 +458,7 @@ public sealed class CachedDisk : IDisposable
         {
             lock (_gate)
             {
-                foreach (var (slot, _, _, _) in fence)
+                foreach (var (slot, _, _, _, _) in fence)
                 {
                     _fenceDirty.Add(slot);
                 }

@@ -23,7 +23,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     private CachedDisk? _disk;
     private long _stale;
     private VolumeConfig? _config;
-    private ProtectionScheme? _verify;
+    private DiskDevice? _device;
     private bool _verifyOnWrite = true;
     private long _verifyTicks;
     private readonly List<(FaultKind Kind, long Lba)> _pendingFaults = [];
@@ -43,6 +43,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         _image = null;
         _disk = null;
+        _device = null;
         return Task.CompletedTask;
     }
 
@@ -105,46 +106,19 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     public async Task<DiskPageRead> LoadPage(long lba, bool claim)
     {
         await EnsureOpen();
-        int spp = _config!.SectorsPerPage;
-        if (lba % spp != 0)
+        if (lba % _config!.SectorsPerPage != 0)
         {
             throw new StorageException(StorageError.OutOfRange, $"LBA {lba} is not the start of a page");
         }
-        long epoch = 0;
-        if (claim)
+        CheckRange(lba, _config.SectorsPerPage);
+        DiskPageRead read = _device!.LoadPage(lba, claim);
+        if (read.Failure is ProtectionFailure failure)
         {
-            // Claimed before the read: once this activation has seen the page, no older one's command lands.
-            epoch = _disk!.NewEpoch();
-            _disk.Claim(lba, PageVersion.First(epoch));
+            ReadError(failure);
+            return read with { Error = $"disk {this.GetPrimaryKeyString()}: {failure}" };
         }
-        try
-        {
-            DiskReadResult read = await Read(lba, spp);
-            if (_disk!.IsUncertain(lba, out long previous))
-            {
-                // The last flush before this disk went down recorded a version for this page: did its data land?
-                ushort before = _config.AppTagFor(previous);
-                bool behind = previous != 0 && _config.VersionTags;
-                for (int s = 0; s < spp && behind; s++)
-                {
-                    behind = PiTuple.Read(read.Pi.AsSpan(s * PiTuple.Size, PiTuple.Size)).AppTag == before;
-                }
-                if (behind)
-                {
-                    _disk.RevertUncertain(lba);
-                }
-                else
-                {
-                    _disk.ConfirmUncertain(lba);
-                }
-            }
-            long held = _disk.HeldVersion(lba);
-            return new DiskPageRead(read.Data, read.Pi, held, epoch);
-        }
-        catch (StorageException e) when (e.Error == StorageError.IntegrityError)
-        {
-            return new DiskPageRead([], [], _disk!.HeldVersion(lba), epoch, e.Failure, e.Message);
-        }
+        _sectorsRead += _config.SectorsPerPage;
+        return read;
     }
 
     public async Task<long> FlushedVersion(long lba)
@@ -166,13 +140,14 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     {
         await EnsureOpen();
         CachedDisk disk = _disk!;
+        DiskDevice device = _device!;
         int count = CheckCommand(lba, data?.Length ?? 0, pi?.Length ?? 0);
         _commands++;
         PiError? error = null;
         if (_verifyOnWrite)
         {
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            error = _verify!.Verify(data, pi, lba);
+            error = device.Verify(data, pi, lba);
             _verifyTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         }
         if (error is PiError failed)
@@ -201,11 +176,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         {
             throw new StorageException(StorageError.IntegrityError, "the disk closed while the command waited"); // its silo is going down
         }
-        if (versions is null)
-        {
-            disk.Write(lba, data, pi);
-        }
-        else if (disk.WritePages(lba, data, pi, versions) == FencedWrite.Stale)
+        if (device.Land(lba, data, pi, versions) == FencedWrite.Stale)
         {
             return Stale();
         }
@@ -236,23 +207,21 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         CheckRange(lba, sectors);
         byte[] data = new byte[sectors * size];
         byte[] pi = new byte[sectors * PiTuple.Size];
-        _disk!.Read(lba, data, pi);
         // Reads always verify, whatever VerifyOnDisk says: corrupt data is never returned as good.
-        ProtectionScheme scheme = _verify!;
-        for (int i = 0; i < sectors; i++)
+        if (_device!.Read(lba, data, pi) is PiError error)
         {
-            PiTuple tuple = PiTuple.Read(pi.AsSpan(i * PiTuple.Size, PiTuple.Size));
-            if (scheme.VerifySector(data.AsSpan(i * size, size), tuple, lba + i, scheme.InitialRefTag(lba + i, null)) is PiError error)
-            {
-                _readErrors++;
-                ProtectionFailure failure = GrainHelpers.ToFailure(error);
-                DifMetrics.DiskReadErrors.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
-                throw new StorageException(StorageError.IntegrityError,
-                    $"disk {this.GetPrimaryKeyString()}: {failure}", failure);
-            }
+            ProtectionFailure failure = GrainHelpers.ToFailure(error);
+            ReadError(failure);
+            throw new StorageException(StorageError.IntegrityError, $"disk {this.GetPrimaryKeyString()}: {failure}", failure);
         }
         _sectorsRead += sectors;
         return new DiskReadResult(data, pi);
+    }
+
+    private void ReadError(ProtectionFailure failure)
+    {
+        _readErrors++;
+        DifMetrics.DiskReadErrors.Add(1, new KeyValuePair<string, object?>("check", GrainHelpers.Tag(failure.Check)));
     }
 
     public async Task<DiskStats> GetStats()
@@ -386,8 +355,8 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         _image = openImages.Track(image);
         _disk = new CachedDisk(image, config.SectorsPerPage);
+        _device = new DiskDevice(config, _disk);
         _config = config;
-        _verify = GrainHelpers.Scheme(config);
         _verifyOnWrite = config.VerifyOnDisk;
     }
 

@@ -321,32 +321,17 @@ public sealed class PageGrain(
     /// </summary>
     private void CheckVersions(byte[] pi, long held)
     {
-        if (!_config.VersionTags)
+        if (PageMachine.VersionMismatch(_config, _lba, pi, held, $"{_volume} page {_page}") is (ProtectionFailure failure, string message))
         {
-            return;
+            LostWriteFound(message);
+            throw new StorageException(StorageError.IntegrityError, message, failure);
         }
-        var scheme = GrainHelpers.Scheme(_config);
-        ushort expected = VolumeConfig.VersionTag(held);
-        for (int s = 0; s < _config.SectorsPerPage; s++)
-        {
-            PiTuple tuple = PiTuple.Read(pi.AsSpan(s * PiTuple.Size, PiTuple.Size));
-            bool escaped = scheme.IsEscaped(tuple);
-            if (held == 0 ? escaped : !escaped && tuple.AppTag == expected)
-            {
-                continue;
-            }
-            if (held == 0)
-            {
-                continue; // written outside the page protocol (raw disk commands): nothing to compare with
-            }
-            DifMetrics.LostWrites.Add(1);
-            string what = escaped || s == 0 ? "a lost write" : "a write torn at a sector boundary";
-            logger.LogError("{Volume} page {Page}: {What} (sector {Sector} carries tag 0x{Tag:X4}, the disk holds version {Version} with tag 0x{Expected:X4})",
-                _volume, _page, what, s, tuple.AppTag, held, expected);
-            throw new StorageException(StorageError.IntegrityError,
-                $"{_volume} page {_page}: {what}: LBA {_lba + s} carries version tag 0x{tuple.AppTag:X4}, the disk holds version {held} with tag 0x{expected:X4}",
-                new ProtectionFailure(_lba + s, CheckKind.Version, expected, tuple.AppTag));
-        }
+    }
+
+    private void LostWriteFound(string message)
+    {
+        DifMetrics.LostWrites.Add(1);
+        logger.LogError("{Message}", message);
     }
 
     /// <summary>
@@ -504,18 +489,9 @@ public sealed class PageGrain(
         _flusher = GrainFactory.Flusher(_volume);
         DiskPageRead stored = await diskGrain.LoadPage(lba, claim: true);
         var machine = new PageMachine(config, _page, lba) { OnPoisoned = Poisoned };
-        try
+        if (machine.LoadFrom(stored, $"{_volume} page {_page}") is { Check: CheckKind.Version })
         {
-            if (stored.Failure is not null)
-            {
-                throw new StorageException(StorageError.IntegrityError, stored.Error ?? "the stored page failed a check", stored.Failure);
-            }
-            CheckVersions(stored.Pi, stored.HeldVersion);
-            machine.Load(stored.Epoch, stored.HeldVersion, stored.Data, stored.Pi);
-        }
-        catch (StorageException e) when (e.Error == StorageError.IntegrityError)
-        {
-            machine.LoadPoisoned(stored.Epoch, stored.HeldVersion, e.Message, e.Failure);
+            LostWriteFound(machine.PoisonReason);
         }
         _machine = machine;
         await Loaded();

@@ -104,6 +104,9 @@ public sealed class PageMachine
     public Action<int>? OnPoisoned { get; set; }
 
     public int ValidTagSectors => BitOperations.PopCount(_validTags);
+
+    /// <summary>Whether sector <paramref name="sector"/> has a cached tag (a check can catch a change behind the page's back).</summary>
+    public bool TagValid(int sector) => (_validTags & (1UL << sector)) != 0;
     public int WritableMappings => _mappings.Values.Count(m => m.Writable && !m.Revoked);
     public int RevokedMappings => _mappings.Values.Count(m => m.Revoked);
 
@@ -146,6 +149,56 @@ public sealed class PageMachine
         PoisonReason = "its stored copy failed a check when it was read: " + reason;
         PoisonFailure = failure;
         Loaded(epoch, held);
+    }
+
+    /// <summary>
+    /// A new activation takes what the disk returned (<see cref="DiskPageRead"/>): loaded when it passed the disk's
+    /// checks and every sector carries the version tag of the version the disk holds (a sector with another tag is a
+    /// lost or torn write), else poisoned. The failure that poisoned it, or null.
+    /// </summary>
+    public ProtectionFailure? LoadFrom(DiskPageRead stored, string what)
+    {
+        ProtectionFailure? failure = stored.Failure;
+        string reason = stored.Error ?? "the stored page failed a check";
+        if (failure is null && VersionMismatch(_config, _lba, stored.Pi, stored.HeldVersion, what) is (ProtectionFailure f, string why))
+        {
+            (failure, reason) = (f, why);
+        }
+        if (failure is not null)
+        {
+            LoadPoisoned(stored.Epoch, stored.HeldVersion, reason, failure);
+            return failure;
+        }
+        Load(stored.Epoch, stored.HeldVersion, stored.Data, stored.Pi);
+        return null;
+    }
+
+    /// <summary>
+    /// With version tags, every sector of a page the disk holds at <paramref name="held"/> carries that version's tag;
+    /// one that does not is a lost write (the first sector, or an escaped one) or a write torn at a sector boundary.
+    /// The failure and its message, or null. A page never written through the page protocol (held 0) is not compared.
+    /// </summary>
+    public static (ProtectionFailure Failure, string Message)? VersionMismatch(VolumeConfig config, long lba, ReadOnlySpan<byte> pi, long held, string what)
+    {
+        if (!config.VersionTags || held == 0)
+        {
+            return null;
+        }
+        ProtectionScheme scheme = GrainHelpers.Scheme(config);
+        ushort expected = VolumeConfig.VersionTag(held);
+        for (int s = 0; s < config.SectorsPerPage; s++)
+        {
+            PiTuple tuple = PiTuple.Read(pi.Slice(s * PiTuple.Size, PiTuple.Size));
+            bool escaped = scheme.IsEscaped(tuple);
+            if (!escaped && tuple.AppTag == expected)
+            {
+                continue;
+            }
+            string kind = escaped || s == 0 ? "a lost write" : "a write torn at a sector boundary";
+            return (new ProtectionFailure(lba + s, CheckKind.Version, expected, tuple.AppTag),
+                $"{what}: {kind}: LBA {lba + s} carries version tag 0x{tuple.AppTag:X4}, the disk holds version {held} with tag 0x{expected:X4}");
+        }
+        return null;
     }
 
     private void Loaded(long epoch, long held)

@@ -1,0 +1,79 @@
+using OrleansDif.Protection;
+
+namespace OrleansDif.Grains;
+
+/// <summary>
+/// What an emulated DIF disk does with a command, as plain transitions over its <see cref="CachedDisk"/>: check a write's
+/// PI, land it in the cache fenced by page versions, read with every tuple verified, and load a page for a new page
+/// activation (claim its slot, read and verify it). No Orleans
+/// types, no awaits: <see cref="DiskGrain"/> is a shell around it (validation of the request, counters, fault
+/// injection, step hooks), and the protocol simulation drives the same class.
+/// </summary>
+public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
+{
+    private readonly ProtectionScheme _scheme = GrainHelpers.Scheme(config);
+
+    public CachedDisk Cache => disk;
+
+    /// <summary>This disk activation: a flush that answers with another boot means the cache it had was lost.</summary>
+    public long Boot => disk.Boot;
+
+    /// <summary>The check of a write command before anything is cached: the first failing sector, or null.</summary>
+    public PiError? Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, long lba) => _scheme.Verify(data, pi, lba);
+
+    /// <summary>
+    /// A checked command into the write cache. With page versions, fenced: refused whole (<see cref="FencedWrite.Stale"/>)
+    /// when the disk holds, or a page activation claimed, a newer version of any of its pages.
+    /// </summary>
+    public FencedWrite Land(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
+    {
+        if (versions.IsEmpty)
+        {
+            disk.Write(lba, data, pi);
+            return FencedWrite.Accepted;
+        }
+        return disk.WritePages(lba, data, pi, versions);
+    }
+
+    /// <summary>Reads <paramref name="data"/>.Length bytes from <paramref name="lba"/>, every tuple verified: the first failure, or null.</summary>
+    public PiError? Read(long lba, Span<byte> data, Span<byte> pi)
+    {
+        int size = config.SectorSize;
+        int sectors = data.Length / size;
+        disk.Read(lba, data, pi);
+        for (int i = 0; i < sectors; i++)
+        {
+            PiTuple tuple = PiTuple.Read(pi.Slice(i * PiTuple.Size, PiTuple.Size));
+            if (_scheme.VerifySector(data.Slice(i * size, size), tuple, lba + i, _scheme.InitialRefTag(lba + i, null)) is PiError error)
+            {
+                return error;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// A page loads into a new activation: with <paramref name="claim"/>, a new epoch claimed on the slot first (once
+    /// this activation has seen the page, no older activation's command lands), then the page read and verified, with
+    /// the version the disk holds (a flush cut short by a crash was settled when the disk opened). A page that fails
+    /// its check comes back with the failure and no data: never served as good.
+    /// </summary>
+    public DiskPageRead LoadPage(long lba, bool claim)
+    {
+        int spp = config.SectorsPerPage;
+        long epoch = 0;
+        if (claim)
+        {
+            epoch = disk.NewEpoch();
+            disk.Claim(lba, PageVersion.First(epoch));
+        }
+        byte[] data = new byte[spp * config.SectorSize];
+        byte[] pi = new byte[spp * PiTuple.Size];
+        if (Read(lba, data, pi) is PiError failed)
+        {
+            ProtectionFailure failure = GrainHelpers.ToFailure(failed);
+            return new DiskPageRead([], [], disk.HeldVersion(lba), epoch, failure, failure.ToString());
+        }
+        return new DiskPageRead(data, pi, disk.HeldVersion(lba), epoch);
+    }
+}

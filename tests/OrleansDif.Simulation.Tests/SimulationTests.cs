@@ -1,0 +1,74 @@
+using OrleansDif.Simulation;
+
+namespace OrleansDif.Simulation.Tests;
+
+/// <summary>
+/// The seeded simulation of the writeback protocol: thousands of schedules (crashes, power loss, faults, lease
+/// expiries in every order a seed picks) hold every invariant, and a seed replays exactly.
+/// </summary>
+public sealed class SimulationTests
+{
+    private static readonly WritebackPolicy[] All = [WritebackPolicy.Stable, WritebackPolicy.Bounce, WritebackPolicy.Unstable];
+
+    private static string Explain(IEnumerable<SimulationResult> results) => string.Join("\n\n", results.Where(r => !r.Passed).Take(3).Select(r =>
+        $"seed {r.Options.Seed} ({r.Options.Policy}): {r.Violations[0]}\nreplay: {SimulationRunner.ReplayCommand(r.Options)}\n{string.Join("\n", r.Trace)}"));
+
+    [Fact]
+    public void TwoThousandSchedulesHoldEveryInvariant()
+    {
+        SimulationResult[] results = SimulationRunner.RunMany(1, 2000, All, new SimulationOptions());
+        Assert.True(results.All(r => r.Passed), Explain(results));
+        // The schedules did what they are for: every kind of event happened, many times over.
+        foreach (string e in new[] { "power losses", "page activations lost", "flusher activations lost", "disk activations lost", "leases expired",
+                     "stale commands fenced", "pages dirtied again", "fsyncs returned", "fsync pages reported lost", "unstable guard rejections", "writes refused under writeback" })
+        {
+            Assert.True(results.Sum(r => r.Count(e)) >= 20, $"{e}: {results.Sum(r => r.Count(e))}");
+        }
+        foreach (string kind in new[] { "memory-bitflip", "transit-bitflip", "media-bitrot" })
+        {
+            Assert.True(results.Sum(r => r.Faults[kind].Detected) >= 20, $"{kind} detected: {results.Sum(r => r.Faults[kind].Detected)}");
+        }
+        // Under stable and bounce no guard rejection without a fault (an invariant); under unstable they happen.
+        Assert.All(results.Where(r => r.Options.Policy != WritebackPolicy.Unstable), r => Assert.Equal(0, r.Count("unstable guard rejections")));
+    }
+
+    [Fact]
+    public void WithoutTagsCachedAtCopyInTheInvariantsStillHold()
+    {
+        SimulationResult[] results = SimulationRunner.RunMany(5001, 300, All, new SimulationOptions { TagsAtCopyIn = false });
+        Assert.True(results.All(r => r.Passed), Explain(results));
+    }
+
+    [Fact]
+    public void ASeedReplaysExactly()
+    {
+        foreach (WritebackPolicy policy in All)
+        {
+            var o = new SimulationOptions { Seed = 4242, Policy = policy, KeepTrace = true };
+            SimulationResult first = ProtocolSimulation.Run(o, ProtocolSimulation.ScratchDirectory(o.Seed));
+            SimulationResult again = ProtocolSimulation.Run(o, ProtocolSimulation.ScratchDirectory(o.Seed));
+            Assert.Equal(first.TraceHash, again.TraceHash);
+            Assert.Equal(first.Trace, again.Trace);
+            Assert.Equal(first.Counters, again.Counters);
+            var other = ProtocolSimulation.Run(o with { Seed = 4243 }, ProtocolSimulation.ScratchDirectory(4243));
+            Assert.NotEqual(first.TraceHash, other.TraceHash);
+        }
+    }
+
+    [Fact]
+    public void FaultFreeCrashFreeSchedulesDetectNothing()
+    {
+        SimulationResult[] results = SimulationRunner.RunMany(9001, 200, All, new SimulationOptions { Faults = false, Crashes = false });
+        Assert.True(results.All(r => r.Passed), Explain(results));
+        Assert.All(results, r => Assert.All(r.Faults.Values, f => Assert.Equal(0, f.Injected + f.Detected)));
+        Assert.Equal(0, results.Sum(r => r.Count("loads poisoned")));
+    }
+
+    [Fact]
+    public void BadOptionsAreRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SimulationOptions { Steps = 0 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SimulationOptions { Pages = 0 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => SimulationRunner.RunMany(1, 0, All, new SimulationOptions()));
+    }
+}
