@@ -57,14 +57,37 @@ public sealed class ProtocolSimulation : IDisposable
         public readonly Dictionary<int, Taint> Taints = [];   // sectors of the active page's memory a fault changed
         public readonly HashSet<long> RottedLbas = [];         // media bit rot on the medium, not yet overwritten
         public readonly HashSet<long> RotDetected = [];        // of those, the ones a check caught
+        public bool InCache;                                    // a command for the page is in its disk's cache: the next flush writes the slot
         public bool PoisonSeen;
         public int FlipsInjected;        // memory faults ever injected into this page (any activation)
     }
 
-    /// <summary>A memory fault in a sector: whether the sector has lost its cached tag since (the known window).</summary>
+    /// <summary>
+    /// A memory fault in a sector: whether the sector has lost its cached tag since (the known window), and whether its
+    /// outcome was counted (each injected fault has exactly one: the first of detected, masked, silent in the window).
+    /// </summary>
     private sealed class Taint
     {
         public bool Window;
+        public bool Settled;
+    }
+
+    private enum Outcome { Detected, Masked, Window }
+
+    private void Settle(Taint t, Outcome outcome)
+    {
+        if (t.Settled)
+        {
+            return;
+        }
+        t.Settled = true;
+        FaultCounts f = Fault("memory-bitflip");
+        switch (outcome)
+        {
+            case Outcome.Detected: f.Detected++; break;
+            case Outcome.Masked: f.Masked++; break;
+            default: f.SilentInWindow++; break;
+        }
     }
 
     private sealed class Flight(Slot slot, PageMachine machine, WritebackSnapshot snapshot)
@@ -402,8 +425,8 @@ public sealed class ProtocolSimulation : IDisposable
         {
             if (offset <= s * size && offset + data.Length >= (s + 1) * size)
             {
+                Settle(slot.Taints[s], Outcome.Masked);
                 slot.Taints.Remove(s);
-                Fault("memory-bitflip").Masked++;
             }
         }
         _contents[(slot.Page, m.Version)] = (byte[])slot.Expected.Clone();
@@ -462,9 +485,9 @@ public sealed class ProtocolSimulation : IDisposable
             }
             if (slot.Taints.TryGetValue(s, out Taint? t) && t.Window)
             {
-                Fault("memory-bitflip").SilentInWindow++;
+                Settle(t, Outcome.Window);
                 slot.Taints.Remove(s);
-                got.AsSpan(s * size, size).CopyTo(slot.Expected.AsSpan(s * size, size)); // counted once
+                got.AsSpan(s * size, size).CopyTo(slot.Expected.AsSpan(s * size, size)); // what the page holds from now on
                 continue;
             }
             Violate(Invariant.WrongContentServed, $"{how} of page {slot.Page} returned sector {s} unlike what clients wrote, and no check fired");
@@ -483,7 +506,10 @@ public sealed class ProtocolSimulation : IDisposable
         slot.ExpectedKnown = false;
         if (slot.Taints.Count > 0)
         {
-            Detected("memory-bitflip", slot.Taints.Count);
+            foreach (Taint t in slot.Taints.Values)
+            {
+                Settle(t, Outcome.Detected);
+            }
             slot.Taints.Clear();
         }
         else
@@ -583,7 +609,7 @@ public sealed class ProtocolSimulation : IDisposable
             {
                 Detected("transit-bitflip", 1);
             }
-            else if (!MatchesAcknowledged(slot.Page, version, command.Data))
+            else if (slot.FlipsInjected > 0 && !MatchesAcknowledged(slot.Page, version, command.Data))
             {
                 Count("disk rejections of memory faults"); // memory corruption in the buffer sent (counted as detected when the page poisons)
             }
@@ -620,6 +646,7 @@ public sealed class ProtocolSimulation : IDisposable
         }
         f.Accepted = true;
         f.Boot = disk.Boot;
+        slot.InCache = true;
         // Rot on the medium goes only when a flush writes this over it (FlushDisks). Content no client wrote that the
         // disk took: a memory fault in a sector with no cached tag to catch it (a tag reused would have been rejected),
         // the known window; the load that finds it counts it.
@@ -634,7 +661,17 @@ public sealed class ProtocolSimulation : IDisposable
                 _windowed[(slot.Page, version)] = landed = [];
             }
             landed.Add((byte[])command.Data.Clone()); // the same version may land again, from another buffer
-            Fault("memory-bitflip").SilentInWindow++;
+            if (_contents.TryGetValue((slot.Page, version), out byte[]? wanted))
+            {
+                int size = _config.SectorSize;
+                foreach (var (sector, t) in slot.Taints)
+                {
+                    if (!command.Data.AsSpan(sector * size, size).SequenceEqual(wanted.AsSpan(sector * size, size)))
+                    {
+                        Settle(t, Outcome.Window); // went out unchecked
+                    }
+                }
+            }
         }
         if (!f.Orphaned)
         {
@@ -735,11 +772,15 @@ public sealed class ProtocolSimulation : IDisposable
             DiskDevice disk = _disks[d];
             disk.Cache.FlushAsync().GetAwaiter().GetResult();
             Count("disk flushes");
-            foreach (Slot slot in _slots.Where(s => s.Disk == d && s.RottedLbas.Count > 0 && disk.Cache.FlushedVersion(s.Lba) > RotVersion.GetValueOrDefault(s.Page)))
+            foreach (Slot slot in _slots.Where(s => s.Disk == d && s.RottedLbas.Count > 0 && s.InCache))
             {
                 Fault("media-bitrot").Masked += slot.RottedLbas.Count(l => !slot.RotDetected.Contains(l)); // overwritten before any read
                 slot.RottedLbas.Clear();
                 slot.RotDetected.Clear();
+            }
+            foreach (Slot slot in _slots.Where(s => s.Disk == d))
+            {
+                slot.InCache = false; // the flush wrote every cached slot to the medium
             }
             var lost = _ledger.FlushAnswered(d, pages, disk.Boot);
             foreach (var (page, version) in lost)
@@ -870,9 +911,9 @@ public sealed class ProtocolSimulation : IDisposable
     {
         slot.Machine = null;
         slot.Mapping = 0;
-        foreach (var _ in slot.Taints)
+        foreach (Taint t in slot.Taints.Values)
         {
-            Fault("memory-bitflip").Masked++; // the memory it hit went away
+            Settle(t, Outcome.Masked); // the memory it hit went away
         }
         slot.Taints.Clear();
         slot.PoisonSeen = false;
@@ -934,6 +975,10 @@ public sealed class ProtocolSimulation : IDisposable
         _disks[d] = new DiskDevice(_config, new CachedDisk(_images[d], _config.SectorsPerPage));
         // A claim not yet flushed went with the cache: the check below only holds claims this disk activation saw.
         Array.Clear(_claims[d]);
+        foreach (Slot slot in _slots.Where(s => s.Disk == d))
+        {
+            slot.InCache = false; // what was cached is gone
+        }
     }
 
     private bool PowerLoss()
@@ -983,14 +1028,12 @@ public sealed class ProtocolSimulation : IDisposable
         return true;
     }
 
-    private readonly Dictionary<int, long> RotVersion = [];
-
     private bool MediaBitrot()
     {
         Slot slot = RandomSlot();
         DiskDevice disk = _disks[slot.Disk];
         long flushed = disk.Cache.FlushedVersion(slot.Lba);
-        if (flushed == 0 || slot.RottedLbas.Count > 0 || disk.Cache.HeldVersion(slot.Lba) != flushed)
+        if (flushed == 0 || slot.RottedLbas.Count > 0 || slot.InCache)
         {
             return false; // rot hits data at rest, once per page at a time, not under a newer cached write
         }
@@ -1002,7 +1045,6 @@ public sealed class ProtocolSimulation : IDisposable
         raw[bit / 8] ^= (byte)(1 << (bit % 8));
         _images[slot.Disk].WriteRaw(lba, raw);
         slot.RottedLbas.Add(lba);
-        RotVersion[slot.Page] = flushed;
         Fault("media-bitrot").Injected++;
         Log($"media bit rot at disk {slot.Disk} LBA {lba} (page {slot.Page})");
         return true;
@@ -1104,6 +1146,13 @@ public sealed class ProtocolSimulation : IDisposable
                 Active(slot);
             }
             CheckInvariants();
+        }
+        foreach (var (kind, f) in _result.Faults)
+        {
+            if (_result.Violations.Count == 0 && f.Injected != f.Detected + f.Masked + f.SilentInWindow)
+            {
+                Violate(Invariant.FaultUnaccounted, $"{kind}: {f.Injected} injected, {f.Detected} detected, {f.Masked} masked, {f.SilentInWindow} silent in the window");
+            }
         }
     }
 

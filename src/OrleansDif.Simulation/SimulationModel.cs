@@ -47,6 +47,8 @@ public enum Invariant
     FalseDetection,
     /// <summary>An fsync of a fault-free, crash-free drain did not make every page durable.</summary>
     DrainNotDurable,
+    /// <summary>At the end, an injected fault with no outcome: neither detected, nor masked, nor counted in the known window.</summary>
+    FaultUnaccounted,
 }
 
 /// <summary>An invariant that failed: at which step, and what was seen.</summary>
