@@ -41,9 +41,10 @@ public interface IPageGrain : IGrainWithStringKey
     /// <summary>
     /// Ends a writeback: success → Clean (or Dirty if changed since), failure → Dirty. <paramref name="diskBoot"/>:
     /// the disk activation whose write cache took the data (durable once that activation flushed).
+    /// <paramref name="writtenTags"/>: the guard tag written for each sector, which the page caches where it has none.
     /// </summary>
     [AlwaysInterleave]
-    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0);
+    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ushort[]? writtenTags = null);
 
     /// <summary>
     /// Reads the page from its disk (not the cache): the disk checks guard and reference tags, the page checks

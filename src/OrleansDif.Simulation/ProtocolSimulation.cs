@@ -395,7 +395,20 @@ public sealed class ProtocolSimulation : IDisposable
         int offset = _rng.Next(VolumeConfig.PageSize - size + 1);
         byte[] data = new byte[size];
         _rng.NextBytes(data);
-        WriteOutcome outcome = m.Store(slot.Mapping, offset, data, out DirtyEffect effect, out bool faulted);
+        WriteOutcome outcome;
+        DirtyEffect effect;
+        bool faulted;
+        try
+        {
+            outcome = m.Store(slot.Mapping, offset, data, out effect, out faulted);
+        }
+        catch (StorageException e) when (e.Error == StorageError.IntegrityError)
+        {
+            Log($"store page {slot.Page}: refused, poisoned (the tags it would drop did not match)");
+            Count("stores refused poisoned");
+            NotePoison(slot);
+            return true;
+        }
         if (outcome == WriteOutcome.UnderWriteback)
         {
             Count("stores held under writeback");
@@ -485,9 +498,8 @@ public sealed class ProtocolSimulation : IDisposable
             }
             if (slot.Taints.TryGetValue(s, out Taint? t) && t.Window)
             {
+                // Served unchecked: silent in the window. The memory stays corrupt (a check may still catch it later).
                 Settle(t, Outcome.Window);
-                slot.Taints.Remove(s);
-                got.AsSpan(s * size, size).CopyTo(slot.Expected.AsSpan(s * size, size)); // what the page holds from now on
                 continue;
             }
             Violate(Invariant.WrongContentServed, $"{how} of page {slot.Page} returned sector {s} unlike what clients wrote, and no check fired");
@@ -721,7 +733,8 @@ public sealed class ProtocolSimulation : IDisposable
             Log($"end writeback page {slot.Page}: its activation is gone");
             return true;
         }
-        EndStatus status = f.Machine.EndWriteback(f.Snapshot.WritebackId, f.Accepted, f.Boot);
+        ushort[]? tags = f.Accepted && f.Command is not null ? _builder.WrittenTags(f.Command, 0) : null;
+        EndStatus status = f.Machine.EndWriteback(f.Snapshot.WritebackId, f.Accepted, f.Boot, tags);
         if (status != EndStatus.Ended)
         {
             _dirty.Add(slot.Page);

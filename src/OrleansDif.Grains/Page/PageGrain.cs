@@ -200,13 +200,13 @@ public sealed class PageGrain(
         ? throw new StorageException(StorageError.OutOfRange, $"writeback {writebackId} of page {_page} is not current")
         : Task.FromResult(_machine.ContentForTransfer(writebackId));
 
-    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0)
+    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ushort[]? writtenTags = null)
     {
         if (_machine is null)
         {
             return Task.FromResult(EndStatus.StaleWriteback);
         }
-        EndStatus status = _machine.EndWriteback(writebackId, success, diskBoot);
+        EndStatus status = _machine.EndWriteback(writebackId, success, diskBoot, writtenTags);
         if (status != EndStatus.StaleWriteback)
         {
             WritebackLeft();

@@ -306,6 +306,16 @@ public sealed class PageMachine
             map.Revoked = false;
             faulted = true;
         }
+        if (_validTags != 0)
+        {
+            // The store drops every cached tag (it computes none): check them first, or a change behind the page's
+            // back since they were computed would be written back under fresh, valid tags.
+            CheckMemory();
+            if (Poisoned)
+            {
+                throw PoisonedError("a store");
+            }
+        }
         NextVersionCheck();
         data.CopyTo(_content.AsSpan(offset));
         _validTags = 0;
@@ -422,7 +432,7 @@ public sealed class PageMachine
     /// memory (a disk that refused it may have been right) and stays dirty. A writeback that is not the current one
     /// (ended already, lease expired) changes nothing.
     /// </summary>
-    public EndStatus EndWriteback(Guid id, bool success, long diskBoot)
+    public EndStatus EndWriteback(Guid id, bool success, long diskBoot, ReadOnlySpan<ushort> writtenTags = default)
     {
         if (!IsCurrent(id))
         {
@@ -433,6 +443,10 @@ public sealed class PageMachine
         {
             DurableVersion = Math.Max(DurableVersion, WritebackVersion);
             WrittenBoot = diskBoot;
+            if (Version == WritebackVersion && writtenTags.Length == _tags.Length)
+            {
+                AdoptWrittenTags(writtenTags);
+            }
         }
         else
         {
@@ -442,6 +456,37 @@ public sealed class PageMachine
         LeaveWriteback(clean ? PageState.Clean : PageState.Dirty);
         return clean ? EndStatus.Ended : EndStatus.EndedDirty;
     }
+
+    /// <summary>
+    /// The guard tags the flusher wrote for this version, the page unchanged since writeback began: a sector without a
+    /// cached tag (a store cleared it, or tags are not cached at copy-in) takes the one written, so a change behind
+    /// the page's back from now on is caught again. A sector whose cached tag differs from the one written was changed
+    /// in memory before the flusher read it: the page checks its memory (and is poisoned).
+    /// </summary>
+    private void AdoptWrittenTags(ReadOnlySpan<ushort> written)
+    {
+        bool differs = false;
+        for (int s = 0; s < _tags.Length; s++)
+        {
+            if ((_validTags & (1UL << s)) == 0)
+            {
+                _tags[s] = written[s];
+                _validTags |= 1UL << s;
+                TagsAdopted++;
+            }
+            else
+            {
+                differs |= _tags[s] != written[s];
+            }
+        }
+        if (differs)
+        {
+            CheckMemory();
+        }
+    }
+
+    /// <summary>Sector tags taken from the flusher at the end of a writeback (see <see cref="EndWriteback"/>).</summary>
+    public long TagsAdopted { get; private set; }
 
     /// <summary>
     /// The lease of writeback <paramref name="id"/> expired: Writeback → Dirty. Copy on expiry: under a policy that sends

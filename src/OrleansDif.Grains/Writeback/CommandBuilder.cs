@@ -39,6 +39,19 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
         return command;
     }
 
+    /// <summary>The guard tag written for each sector of page <paramref name="index"/> of <paramref name="command"/>.</summary>
+    public ushort[] WrittenTags(DiskCommand command, int index)
+    {
+        int spp = config.SectorsPerPage;
+        var tags = new ushort[spp];
+        ReadOnlySpan<byte> pi = command.Pi.AsSpan(index * spp * PiTuple.Size, spp * PiTuple.Size);
+        for (int s = 0; s < spp; s++)
+        {
+            tags[s] = PiTuple.Read(pi.Slice(s * PiTuple.Size, PiTuple.Size)).Guard;
+        }
+        return tags;
+    }
+
     /// <summary>The PI tuples of a page handed over at eviction (its own tags where valid: the page is stable then).</summary>
     public byte[] EvictionTuples(WritebackSnapshot page, long lba)
     {

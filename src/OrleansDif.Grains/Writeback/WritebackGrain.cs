@@ -725,16 +725,18 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
             }
         }
-        var ending = new List<(int Page, bool Accepted, long Boot)>();
+        var ending = new List<(int Page, bool Accepted, long Boot, ushort[]? Tags)>();
         for (int c = 0; c < spans.Count; c++)
         {
             for (int j = spans[c].Start; j <= spans[c].End; j++)
             {
-                ending.Add((j, results[c].Accepted, results[c].Boot));
+                // The tags written go back to the page, which caches them where it has none (a store cleared them).
+                ushort[]? tags = results[c].Accepted ? _builder.WrittenTags(commands[c], j - spans[c].Start) : null;
+                ending.Add((j, results[c].Accepted, results[c].Boot, tags));
             }
         }
         EndStatus[] ends = await Task.WhenAll(ending.Select(x =>
-            GrainFactory.Page(_volume, pages[x.Page]).EndWriteback(snapshots[x.Page]!.WritebackId, x.Accepted, x.Boot)));
+            GrainFactory.Page(_volume, pages[x.Page]).EndWriteback(snapshots[x.Page]!.WritebackId, x.Accepted, x.Boot, x.Tags)));
         for (int k = 0; k < ending.Count; k++)
         {
             int j = ending[k].Page;

@@ -355,4 +355,67 @@ public sealed class PageMachineTests
         Assert.Equal(StorageError.EmptyBuffer, Assert.Throws<StorageException>(() => m.Read(0, 0)).Error);
         Assert.Equal(StorageError.OutOfRange, Assert.Throws<StorageException>(() => m.Bitflip(Size * 8)).Error);
     }
+
+    [Fact]
+    public void AStoreChecksTheTagsItDropsFirst()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        long map = m.Map(writable: true);
+        m.Bitflip(3 * 512 * 8 + 5); // sector 3 changes behind the page's back; its tag is still cached
+        var e = Assert.Throws<StorageException>(() => m.Store(map, 4000, [1, 2, 3], out _, out _));
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.True(m.Poisoned);
+        Assert.Equal(3 + 24, e.Failure!.Lba);
+    }
+
+    [Fact]
+    public void TheTagsWrittenBackAreCachedWhereAStoreClearedThem()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        long map = m.Map(writable: true);
+        Assert.Equal(WriteOutcome.Applied, m.Store(map, 0, Bytes(600, 9), out _, out _));
+        Assert.Equal(0, m.ValidTagSectors);
+        WritebackSnapshot snap = m.StartWriteback(Wb1, 1);
+        ushort[] written = new ushort[8];
+        for (int s = 0; s < 8; s++)
+        {
+            written[s] = Crc16T10Dif.Compute(snap.Content.AsSpan(s * 512, 512));
+        }
+        Assert.Equal(EndStatus.Ended, m.EndWriteback(Wb1, true, 1, written));
+        Assert.Equal(8, m.ValidTagSectors);
+        Assert.Equal(8, m.TagsAdopted);
+        // A flip from now on is caught by the next read instead of being written back under a fresh tag.
+        m.Bitflip(1 * 512 * 8);
+        var e = Assert.Throws<StorageException>(() => m.Read(512, 10));
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+    }
+
+    [Fact]
+    public void WrittenTagsAreNotTakenWhenThePageChangedDuringWriteback()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Bounce, tagsAtCopyIn: false);
+        Write(m, 0, Bytes(512, 4));
+        Assert.Equal(7, m.ValidTagSectors); // sector 0's tag dropped (not computed at copy-in)
+        m.StartWriteback(Wb1, 1);
+        Write(m, 0, Bytes(512, 5));          // bounce: writers go on
+        Assert.Equal(EndStatus.EndedDirty, m.EndWriteback(Wb1, true, 1, new ushort[8]));
+        Assert.Equal(7, m.ValidTagSectors);
+        Assert.Equal(0, m.TagsAdopted);
+    }
+
+    [Fact]
+    public void AWrittenTagThatDiffersFromACachedOneMeansTheMemoryChanged()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Unstable);
+        Write(m, 0, Bytes(100, 1));
+        WritebackSnapshot snap = m.StartWriteback(Wb1, 1);
+        m.Bitflip(2 * 512 * 8 + 1);           // unstable computes every tag from the page as it is now
+        ushort[] written = new ushort[8];
+        for (int s = 0; s < 8; s++)
+        {
+            written[s] = Crc16T10Dif.Compute(snap.Content.AsSpan(s * 512, 512));
+        }
+        m.EndWriteback(Wb1, true, 1, written);
+        Assert.True(m.Poisoned);
+    }
 }
