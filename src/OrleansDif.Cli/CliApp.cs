@@ -19,6 +19,7 @@ public static class CliApp
         root.Subcommands.Add(LoadCommand.Create(stdout, stderr));
         root.Subcommands.Add(NbdCommand.Create(stdout, stderr));
         root.Subcommands.Add(SimulateCommand.Create(stdout, stderr));
+        root.Subcommands.Add(CertCommand.Create(stdout, stderr));
         return root;
     }
 

@@ -89,6 +89,9 @@ public sealed class ClusterConfig
     public IPEndPoint RedisEndPoint => IPEndPoint.Parse(Redis);
 
     public List<SiloConfig> Silos { get; set; } = [];
+
+    /// <summary>TLS between silos and clients (<see cref="TlsSection"/>; off by default).</summary>
+    public TlsSection Tls { get; set; } = new();
     public List<VolumeSection> Volumes { get; set; } = [];
 
     /// <summary>Where the file was loaded from; relative data directories are taken from there.</summary>
@@ -126,6 +129,10 @@ public sealed class ClusterConfig
         BindStrict(root, config, "");
         config.BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         config.Validate();
+        if (config.Tls.Required)
+        {
+            ClusterTls.LoadCertificate(config).Dispose(); // a missing file or a wrong password is a config error, said now
+        }
         return config;
     }
 
@@ -161,6 +168,13 @@ public sealed class ClusterConfig
                 property.SetValue(target, list);
                 continue;
             }
+            if (type == typeof(TlsSection))
+            {
+                var tls = new TlsSection();
+                BindStrict(child, tls, field + ".");
+                property.SetValue(target, tls);
+                continue;
+            }
             string? text = child.Value;
             if (text is null && child.GetChildren().Any())
             {
@@ -190,6 +204,11 @@ public sealed class ClusterConfig
         Check(Silos.Count is >= 1 and <= 16, "silos", $"has {Silos.Count} entries, needs 1..16");
         Check(ResponseTimeoutMs is >= 100 and <= 600_000, "responseTimeoutMs", $"{ResponseTimeoutMs} must be 100..600000");
         Check(Membership is "development" or "redis", "membership", $"'{Membership}' is not one of: development, redis");
+        Check(Tls.Mode is "off" or "required", "tls.mode", $"'{Tls.Mode}' is not one of: off, required");
+        if (Tls.Required)
+        {
+            Check(!string.IsNullOrWhiteSpace(Tls.Certificate), "tls.certificate", "must name the cluster's PKCS#12 certificate when tls.mode is required");
+        }
         if (UsesRedis)
         {
             Check(IPEndPoint.TryParse(Redis, out IPEndPoint? redis) && redis.Port != 0, "redis", $"'{Redis}' is not an address:port");

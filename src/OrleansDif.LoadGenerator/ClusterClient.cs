@@ -21,6 +21,7 @@ public sealed class ClusterClient : IAsyncDisposable
 
     public static async Task<ClusterClient> ConnectAsync(ClusterConfig config, int expectedSilos, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        string? tlsRefusal = null; // the last certificate this client refused, for the error it gives
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.UseOrleansClient(client =>
@@ -31,6 +32,11 @@ public sealed class ClusterClient : IAsyncDisposable
                 o.ServiceId = config.ServiceId;
             });
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMilliseconds(config.ResponseTimeoutMs));
+            if (config.Tls.Required)
+            {
+                var certificate = ClusterTls.LoadCertificate(config);
+                client.UseTls(certificate, o => ClusterTls.Configure(o, certificate, refused => tlsRefusal = refused));
+            }
             if (config.UsesRedis)
             {
                 client.UseRedisClustering(config.Redis); // the gateways that are alive, from membership
@@ -62,7 +68,10 @@ public sealed class ClusterClient : IAsyncDisposable
         {
             host.Dispose();
             string gateways = string.Join(", ", config.Gateways);
-            throw new ConnectionException($"could not connect to the cluster at {gateways}: {e.Message}", e);
+            string hint = config.Tls.Required
+                ? $" (TLS: the silos must present, and accept, this config's certificate{(tlsRefusal is null ? "" : "; " + tlsRefusal)})"
+                : " (if the cluster requires TLS, this client needs its certificate: the config's tls section)";
+            throw new ConnectionException($"could not connect to the cluster at {gateways}: {e.Message}{hint}", e);
         }
         var connected = new ClusterClient(host);
         // Wait until every silo of the config has joined, so the run spreads over all of them.

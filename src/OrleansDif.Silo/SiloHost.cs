@@ -52,6 +52,12 @@ public static class SiloHost
             {
                 silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(primary.Address), primary.SiloPort));
             }
+            if (config.Tls.Required)
+            {
+                // Mutual TLS: every silo and client presents the cluster's certificate, and only that one is accepted.
+                var certificate = ClusterTls.LoadCertificate(config);
+                silo.UseTls(certificate, o => ClusterTls.Configure(o, certificate, refused => Console.Error.WriteLine(refused)));
+            }
             silo.Services.AddOrleansDif(config.DataPath, config.FaultInjection);
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMilliseconds(config.ResponseTimeoutMs));
         });
