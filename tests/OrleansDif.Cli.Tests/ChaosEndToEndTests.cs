@@ -7,6 +7,7 @@ namespace OrleansDif.Cli.Tests;
 /// its own, started by the command): silos, the first included, are SIGKILLed and restarted while writers run;
 /// every write an acknowledged fsync covered reads back exactly, and the unsynced ones lost are counted apart.
 /// </summary>
+[Collection(RealSilos.Name)]
 public sealed class ChaosEndToEndTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("orleansdif-chaos-").FullName;

@@ -9,6 +9,7 @@ namespace OrleansDif.Cli.Tests;
 /// <c>orleansdif load --local</c> with real silo processes on loopback: three policies, one seeded workload,
 /// then the JSON report and an offline scrub of every image the run wrote.
 /// </summary>
+[Collection(RealSilos.Name)]
 public sealed class LoadEndToEndTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("orleansdif-e2e-").FullName;

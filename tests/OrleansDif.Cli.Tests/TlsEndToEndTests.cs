@@ -7,6 +7,7 @@ namespace OrleansDif.Cli.Tests;
 /// Mutual TLS on real silo processes: a cluster whose config requires TLS serves a load run, and refuses a client
 /// without its certificate and a client with another one, saying why.
 /// </summary>
+[Collection(RealSilos.Name)]
 public sealed class TlsEndToEndTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("orleansdif-tls-").FullName;
