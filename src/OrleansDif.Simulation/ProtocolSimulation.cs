@@ -193,7 +193,7 @@ public sealed class ProtocolSimulation : IDisposable
         {
             (24, Write), (5, Store), (8, Read), (12, BeginWriteback), (8, Build), (8, Transfer), (8, End),
             (3, ExpireLease), (6, FlushDisks), (4, StartFsync), (6, CheckFsync),
-            (_o.Crashes ? 2 : 0, CrashPage), (_o.Crashes ? 1 : 0, CrashFlusher), (_o.Crashes ? 1 : 0, CrashDisk), (_o.Crashes ? 1 : 0, PowerLoss),
+            (_o.Crashes ? 2 : 0, CrashPage), (_o.Crashes ? 1 : 0, CrashFlusher), (_o.Crashes ? 1 : 0, CrashDisk), (_o.Crashes ? 1 : 0, CrashDuringFlush), (_o.Crashes ? 1 : 0, PowerLoss),
             (_o.Faults ? 2 : 0, MemoryBitflip), (_o.Faults ? 1 : 0, MediaBitrot),
         };
         int total = steps.Sum(s => s.Weight);
@@ -979,6 +979,48 @@ public sealed class ProtocolSimulation : IDisposable
         ReopenDisk(d);
         Count("disk activations lost");
         Log($"disk {d}'s activation lost: its write cache with it");
+        return true;
+    }
+
+    /// <summary>
+    /// A disk dies in the middle of a flush: the fence file (written first) reached the medium, and the data of only
+    /// some of the flush's slots did. Its next open must set back exactly the slots whose data is not there.
+    /// </summary>
+    private bool CrashDuringFlush()
+    {
+        int d = _rng.Next(_config.Disks);
+        var slots = _slots.Where(s => s.Disk == d && s.InCache).ToList();
+        if (slots.Count == 0)
+        {
+            return false;
+        }
+        int bytes = _config.SectorsPerPage * (_config.SectorSize + PiTuple.Size);
+        var before = new Dictionary<int, byte[]>();
+        foreach (Slot slot in slots)
+        {
+            byte[] raw = new byte[bytes];
+            _images[d].ReadRaw(slot.Lba, raw);
+            before[slot.Page] = raw;
+        }
+        _disks[d].Cache.FlushAsync().GetAwaiter().GetResult();
+        var lost = new List<int>();
+        foreach (Slot slot in slots)
+        {
+            if (_rng.Next(2) == 0)
+            {
+                _images[d].WriteRaw(slot.Lba, before[slot.Page]); // this slot's data never reached the medium
+                lost.Add(slot.Page);
+            }
+            else if (slot.RottedLbas.Count > 0)
+            {
+                Fault("media-bitrot").Masked += slot.RottedLbas.Count(l => !slot.RotDetected.Contains(l)); // written over
+                slot.RottedLbas.Clear();
+                slot.RotDetected.Clear();
+            }
+        }
+        ReopenDisk(d); // the flush never answered: its flusher learns of the loss from the next flush (another boot)
+        Count("flushes cut short");
+        Log($"disk {d} died in the middle of a flush: the data of pages {string.Join(",", lost)} never reached the medium, of {slots.Count - lost.Count} others it did");
         return true;
     }
 
