@@ -20,7 +20,7 @@ public sealed class SimulationTests
         Assert.True(results.All(r => r.Passed), Explain(results));
         // The schedules did what they are for: every kind of event happened, many times over.
         foreach (string e in new[] { "power losses", "page activations lost", "flusher activations lost", "disk activations lost", "leases expired",
-                     "stale commands fenced", "pages dirtied again", "fsyncs returned", "fsync pages reported lost", "unstable guard rejections", "writes refused under writeback" })
+                     "stale commands fenced", "pages dirtied again", "flushes cut short", "fsyncs returned", "fsync pages reported lost", "unstable guard rejections", "writes refused under writeback" })
         {
             Assert.True(results.Sum(r => r.Count(e)) >= 20, $"{e}: {results.Sum(r => r.Count(e))}");
         }
