@@ -17,10 +17,12 @@ internal static class ScrubCommand
         var appTag = new Option<string?>("--app-tag") { Description = "Expected application tag (checked only when given)" };
         var appMask = new Option<string?>("--app-mask") { Description = "Bits of the application tag compared (default 0xFFFF)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var guard = new Option<string?>("--guard") { Description = "crc16 (T10 DIF, 8-byte tuples) or crc64 (NVMe 64b Guard, 16-byte tuples), when the image has no sidecar" };
+        guard.AcceptOnlyFromAmong("crc16", "crc64");
 
         var command = new Command("scrub", "Verify every sector's PI tuple of a disk image (exit 0 clean, 1 errors, 2 bad usage)")
         {
-            image, sectorSize, piType, appTag, appMask, json,
+            image, sectorSize, piType, appTag, appMask, json, guard,
         };
         command.SetAction(parse =>
         {
@@ -52,7 +54,8 @@ internal static class ScrubCommand
             ScrubReport report;
             try
             {
-                report = Scrubber.Scrub(path, size is int s ? new SectorFormat(s) : null, (PiType?)type, tag, mask);
+                report = Scrubber.Scrub(path, size is int s ? new SectorFormat(s) : null, (PiType?)type, tag, mask,
+                    parse.GetValue(guard) is string g ? g == "crc64" : null);
             }
             catch (Exception e) when (e is DifArgumentException or IOException or UnauthorizedAccessException)
             {

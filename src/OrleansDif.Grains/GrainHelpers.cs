@@ -9,7 +9,7 @@ internal static class GrainHelpers
         _ => CheckKind.Ref,
     };
 
-    public static ProtectionFailure ToFailure(Protection.PiError e) => new(e.Lba, From(e.Check), e.Expected, e.Actual);
+    public static ProtectionFailure ToFailure(Protection.PiError e) => new(e.Lba, From(e.Check), (uint)e.Expected, (uint)e.Actual); // the grains' T10 DIF fields fit in 32 bits
 
     public static string Tag(CheckKind check) => check switch
     {

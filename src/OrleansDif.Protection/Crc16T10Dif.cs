@@ -14,6 +14,8 @@ public enum CrcKernel
     Pclmul128,
     /// <summary>VPCLMULQDQ folding on 256-bit vectors (AVX2), four accumulators of two lanes each.</summary>
     Pclmul256,
+    /// <summary>VPCLMULQDQ folding on 512-bit vectors (AVX-512), four accumulators of four lanes each.</summary>
+    Pclmul512,
 }
 
 /// <summary>
@@ -45,6 +47,10 @@ public static class Crc16T10Dif
     private static readonly Vector256<ulong> s_y512 = Vector256.Create(s_k512, s_k512);
     private static readonly Vector256<ulong> s_y768 = Vector256.Create(FoldConstant(768), FoldConstant(768));
     private static readonly Vector256<ulong> s_y1024 = Vector256.Create(FoldConstant(1024), FoldConstant(1024));
+    private static readonly Vector512<ulong> s_z512 = Vector512.Create(s_y512, s_y512);
+    private static readonly Vector512<ulong> s_z1024 = Vector512.Create(s_y1024, s_y1024);
+    private static readonly Vector512<ulong> s_z1536 = Vector512.Create(Vector256.Create(FoldConstant(1536), FoldConstant(1536)), Vector256.Create(FoldConstant(1536), FoldConstant(1536)));
+    private static readonly Vector512<ulong> s_z2048 = Vector512.Create(Vector256.Create(FoldConstant(2048), FoldConstant(2048)), Vector256.Create(FoldConstant(2048), FoldConstant(2048)));
     // Final reduction: [x^64 mod P, x^96 mod P] and Barrett [mu = x^64 div P, P].
     private static readonly Vector128<ulong> s_kFinal = Vector128.Create(XPowModP(64), XPowModP(96));
     private static readonly Vector128<ulong> s_kBarrett = Vector128.Create(BarrettMu(), P32);
@@ -52,10 +58,12 @@ public static class Crc16T10Dif
     private static readonly Vector128<byte> s_reverse128 =
         Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     private static readonly Vector256<byte> s_reverse256 = Vector256.Create(s_reverse128, s_reverse128);
+    private static readonly Vector512<byte> s_reverse512 = Vector512.Create(s_reverse256, s_reverse256);
 
     /// <summary>The fastest kernel this CPU supports; used by the overloads without a kernel argument.</summary>
     public static CrcKernel BestKernel { get; } =
-        IsSupported(CrcKernel.Pclmul256) ? CrcKernel.Pclmul256
+        IsSupported(CrcKernel.Pclmul512) ? CrcKernel.Pclmul512
+        : IsSupported(CrcKernel.Pclmul256) ? CrcKernel.Pclmul256
         : IsSupported(CrcKernel.Pclmul128) ? CrcKernel.Pclmul128
         : CrcKernel.Scalar;
 
@@ -65,6 +73,7 @@ public static class Crc16T10Dif
         CrcKernel.Scalar => true,
         CrcKernel.Pclmul128 => Pclmulqdq.IsSupported && Ssse3.IsSupported,
         CrcKernel.Pclmul256 => Pclmulqdq.V256.IsSupported && Avx2.IsSupported,
+        CrcKernel.Pclmul512 => Pclmulqdq.V512.IsSupported && Avx512BW.IsSupported && Avx2.IsSupported,
         _ => false,
     };
 
@@ -137,6 +146,7 @@ public static class Crc16T10Dif
         uint state = (uint)crc << 16;
         state = kernel switch
         {
+            CrcKernel.Pclmul512 => Fold512<TCopy>(state, ref src, ref dst, length),
             CrcKernel.Pclmul256 => Fold256<TCopy>(state, ref src, ref dst, length),
             CrcKernel.Pclmul128 => Fold128<TCopy>(state, ref src, ref dst, length),
             _ => ScalarCopy<TCopy>(state, ref src, ref dst, length),
@@ -324,6 +334,56 @@ public static class Crc16T10Dif
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<ulong> Fold(Vector256<ulong> x, Vector256<ulong> k) =>
         Pclmulqdq.V256.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V256.CarrylessMultiply(x, k, 0x11);
+
+    // ---------------------------------------------------------------- 512-bit folding
+
+    private static uint Fold512<TCopy>(uint state, ref byte src, ref byte dst, nuint length)
+        where TCopy : struct, ICopyMode
+    {
+        if (length < 256)
+        {
+            return Fold256<TCopy>(state, ref src, ref dst, length);
+        }
+        Vector512<ulong> x0 = Load512<TCopy>(ref src, ref dst, 0) ^ Vector512.Create(0UL, (ulong)state << 32, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
+        Vector512<ulong> x1 = Load512<TCopy>(ref src, ref dst, 64);
+        Vector512<ulong> x2 = Load512<TCopy>(ref src, ref dst, 128);
+        Vector512<ulong> x3 = Load512<TCopy>(ref src, ref dst, 192);
+        nuint pos = 256;
+        Vector512<ulong> k2048 = s_z2048;
+        for (; length - pos >= 256; pos += 256)
+        {
+            x0 = FoldXor(x0, k2048, Load512<TCopy>(ref src, ref dst, pos));
+            x1 = FoldXor(x1, k2048, Load512<TCopy>(ref src, ref dst, pos + 64));
+            x2 = FoldXor(x2, k2048, Load512<TCopy>(ref src, ref dst, pos + 128));
+            x3 = FoldXor(x3, k2048, Load512<TCopy>(ref src, ref dst, pos + 192));
+        }
+        x3 ^= Fold(x0, s_z1536) ^ Fold(x1, s_z1024) ^ Fold(x2, s_z512);
+        // Four 128-bit lanes, the earliest first: fold each onto the last.
+        Vector128<ulong> x = Fold(x3.GetLower().GetLower(), s_k384) ^ Fold(x3.GetLower().GetUpper(), s_k256)
+            ^ Fold(x3.GetUpper().GetLower(), s_k128) ^ x3.GetUpper().GetUpper();
+        return Finish<TCopy>(x, ref src, ref dst, pos, length);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return Avx512BW.Shuffle(v, s_reverse512).AsUInt64();
+    }
+
+    // x * k (folded) ^ data, the three-way xor in one instruction.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> FoldXor(Vector512<ulong> x, Vector512<ulong> k, Vector512<ulong> data) =>
+        Avx512F.TernaryLogic(Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00), Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11), data, 0x96);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Fold(Vector512<ulong> x, Vector512<ulong> k) =>
+        Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11);
 
     // ---------------------------------------------------------------- constants
 

@@ -20,6 +20,10 @@ public sealed record DiskImageInfo
     [JsonPropertyName("id")]
     public string? Id { get; init; }
 
+    /// <summary>"crc16" (T10 DIF, 8-byte tuples; the default) or "crc64" (NVMe 64b Guard, 16-byte tuples).</summary>
+    [JsonPropertyName("guard")]
+    public string Guard { get; init; } = "crc16";
+
     public static string SidecarPath(string imagePath) => imagePath + ".json";
 
     /// <summary>Reads the sidecar of <paramref name="imagePath"/>, or null when there is none.</summary>

@@ -125,7 +125,7 @@ public readonly record struct NvmeStatus(byte StatusCodeType, byte StatusCode)
 }
 
 /// <summary>A sector that failed verification: where, which check, what was expected and found.</summary>
-public readonly record struct PiError(long Lba, PiCheck Check, uint Expected, uint Actual)
+public readonly record struct PiError(long Lba, PiCheck Check, ulong Expected, ulong Actual)
 {
     public ScsiSense Scsi => PiChecks.ToScsi(Check);
 

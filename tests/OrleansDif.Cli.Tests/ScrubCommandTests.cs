@@ -132,4 +132,33 @@ public sealed class ScrubCommandTests : IDisposable
         Assert.NotEmpty(stderr);
         Assert.Empty(stdout);
     }
+
+    [Fact]
+    public async Task ACrc64ImageScrubsWithTheSameJson()
+    {
+        string path = Path.Combine(_dir, "nvme.img");
+        const int size = 512, sectors = 16, block = size + Pi64Tuple.Size;
+        byte[] image = new byte[sectors * block];
+        new Random(7).NextBytes(image);
+        for (int lba = 0; lba < sectors; lba++)
+        {
+            Span<byte> b = image.AsSpan(lba * block, block);
+            new Pi64Tuple(Crc64Nvme.Compute(b[..size]), 0x00AB, (ulong)lba).Write(b[size..]);
+        }
+        image[6 * block + 100] ^= 0x10; // sector 6's data
+        File.WriteAllBytes(path, image);
+        var (exit, stdout, _) = await CliRunner.RunAsync("scrub", path, "--guard", "crc64", "--json");
+        Assert.Equal(1, exit);
+        using JsonDocument doc = JsonDocument.Parse(stdout);
+        Assert.Equal(sectors, doc.RootElement.GetProperty("sectors").GetInt64());
+        JsonElement error = Assert.Single(doc.RootElement.GetProperty("errors").EnumerateArray());
+        Assert.Equal(6, error.GetProperty("lba").GetInt64());
+        Assert.Equal("guard", error.GetProperty("check").GetString());
+        Assert.Equal(Pi64Tuple.Read(image.AsSpan(6 * block + size)).Guard, error.GetProperty("actual").GetUInt64());
+        (exit, _, _) = await CliRunner.RunAsync("scrub", path, "--guard", "crc32");
+        Assert.Equal(2, exit);
+        (exit, _, string stderr) = await CliRunner.RunAsync("scrub", path); // read as 8-byte tuples: not whole sectors
+        Assert.Equal(2, exit);
+        Assert.Contains("not a whole number", stderr);
+    }
 }
