@@ -29,7 +29,7 @@ internal static class BenchCommand
             stdout.WriteLine($"CRC-16/T10-DIF, kernel {r.Kernel}, median of {r.Rounds} interleaved rounds, 1 MiB working set");
             foreach (string key in CrcBenchmark.Keys)
             {
-                stdout.WriteLine(r.GBps[key] is double v ? $"  {key,-12} {v,7:F2} GB/s" : $"  {key,-12}     n/a (libisal2 not installed)");
+                stdout.WriteLine(r.GBps[key] is double v ? $"  {key,-13} {v,7:F2} GB/s" : $"  {key,-13}     n/a (libisal2 not installed)");
             }
             if (r.GBps["isal4k"] is double isal && r.GBps["isalCopy4k"] is double isalCopy)
             {
@@ -37,6 +37,11 @@ internal static class BenchCommand
                 stdout.WriteLine($"  copyGuard4k / isalCopy4k = {r.GBps["copyGuard4k"] / isalCopy:F2}");
             }
             stdout.WriteLine($"  guard4k / sioh4k         = {r.GBps["guard4k"] / r.GBps["sioh4k"]:F2}");
+            if (r.GBps["isalCrc64_4k"] is double isal64)
+            {
+                stdout.WriteLine($"  crc64guard4k / isalCrc64_4k = {r.GBps["crc64guard4k"] / isal64:F2}");
+            }
+            stdout.WriteLine($"  crc64guard4k / sioh64_4k    = {r.GBps["crc64guard4k"] / r.GBps["sioh64_4k"]:F2}");
             return CliApp.ExitOk;
         });
         bench.Subcommands.Add(crc);

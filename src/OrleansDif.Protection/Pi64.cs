@@ -1,35 +1,6 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 
 namespace OrleansDif.Protection;
-
-/// <summary>
-/// CRC-64/NVME, the guard of the NVMe 64b Guard protection format: polynomial 0xAD93D23594C93659, reflected, init and
-/// xorout all ones (check "123456789" = 0xAE8B14860A799888).
-/// </summary>
-public static class Crc64Nvme
-{
-    /// <summary>The polynomial bit-reversed, as a reflected CRC shifts it.</summary>
-    public const ulong ReflectedPolynomial = 0x9A6C9329AC4BC9B5;
-
-    /// <summary>The guard of <paramref name="data"/> (System.IO.Hashing's vectorized CRC-64 with the NVMe parameters).</summary>
-    public static ulong Compute(ReadOnlySpan<byte> data) => Crc64.HashToUInt64(Crc64ParameterSet.Nvme, data);
-
-    /// <summary>The plain bitwise definition, one bit at a time: the reference every faster path is checked against.</summary>
-    public static ulong Reference(ReadOnlySpan<byte> data)
-    {
-        ulong crc = ulong.MaxValue;
-        foreach (byte b in data)
-        {
-            crc ^= b;
-            for (int i = 0; i < 8; i++)
-            {
-                crc = (crc & 1) != 0 ? (crc >> 1) ^ ReflectedPolynomial : crc >> 1;
-            }
-        }
-        return ~crc;
-    }
-}
 
 /// <summary>
 /// The 16-byte protection tuple of the NVMe 64b Guard format, big-endian: an 8-byte guard (CRC-64/NVME of the data),

@@ -1,0 +1,255 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace OrleansDif.Protection;
+
+/// <summary>
+/// CRC-64/NVME, the guard of the NVMe 64b Guard protection format: polynomial 0xAD93D23594C93659, reflected, init and
+/// xorout all ones (check "123456789" = 0xAE8B14860A799888).
+/// </summary>
+/// <remarks>
+/// The vector kernel works in the unreflected domain: the bits of every byte are reversed (GFNI) and each 16-byte
+/// block byte-swapped, so the message reads most significant bit first, as for the CRC-16 kernel. It folds 512-bit
+/// (AVX-512) or 128-bit accumulators with carry-less multiplication by x^D mod P, reduces the last 128 bits with a
+/// Barrett reduction (μ = floor(x^128 / P)), reverses the 64-bit remainder back and finishes any tail bytes with a
+/// reflected table. Every constant is derived from the polynomial at start-up.
+/// </remarks>
+public static class Crc64Nvme
+{
+    /// <summary>The polynomial without its x^64 term, as an unreflected CRC uses it.</summary>
+    public const ulong Polynomial = 0xAD93D23594C93659;
+
+    /// <summary>The polynomial bit-reversed, as a reflected CRC shifts it.</summary>
+    public const ulong ReflectedPolynomial = 0x9A6C9329AC4BC9B5;
+
+    private static readonly ulong[] s_table = BuildTable();
+    private static readonly Vector128<ulong> s_k128 = FoldConstant(128);
+    private static readonly Vector128<ulong> s_k256 = FoldConstant(256);
+    private static readonly Vector128<ulong> s_k384 = FoldConstant(384);
+    private static readonly Vector128<ulong> s_k512 = FoldConstant(512);
+    private static readonly Vector512<ulong> s_z512 = Wide(FoldConstant(512));
+    private static readonly Vector512<ulong> s_z1024 = Wide(FoldConstant(1024));
+    private static readonly Vector512<ulong> s_z1536 = Wide(FoldConstant(1536));
+    private static readonly Vector512<ulong> s_z2048 = Wide(FoldConstant(2048));
+    private static readonly ulong s_x128 = XPowModP(128);
+    private static readonly ulong s_mu = BarrettMu();
+    private static readonly Vector128<byte> s_swap128 = Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    private static readonly Vector512<byte> s_swap512 = Vector512.Create(Vector256.Create(s_swap128, s_swap128), Vector256.Create(s_swap128, s_swap128));
+    private static readonly Vector128<byte> s_bitReverse128 = Vector128.Create(0x8040201008040201UL).AsByte();
+    private static readonly Vector512<byte> s_bitReverse512 = Vector512.Create(0x8040201008040201UL).AsByte();
+
+    /// <summary>Whether this CPU runs the 128-bit folding kernel (PCLMULQDQ, GFNI).</summary>
+    public static bool Vector128Supported => Pclmulqdq.IsSupported && Gfni.IsSupported && Ssse3.IsSupported;
+
+    /// <summary>Whether this CPU runs the 512-bit folding kernel (VPCLMULQDQ and GFNI on AVX-512).</summary>
+    public static bool Vector512Supported => Vector128Supported && Pclmulqdq.V512.IsSupported && Gfni.V512.IsSupported && Avx512BW.IsSupported;
+
+    /// <summary>The guard of <paramref name="data"/>.</summary>
+    public static ulong Compute(ReadOnlySpan<byte> data) => Compute(data, Vector512Supported ? 512 : Vector128Supported ? 128 : 0);
+
+    /// <summary>The guard with a chosen kernel: 512, 128 or 0 (the table), for tests and the benchmark.</summary>
+    public static ulong Compute(ReadOnlySpan<byte> data, int kernel)
+    {
+        if (kernel == 512 && !Vector512Supported || kernel == 128 && !Vector128Supported || kernel is not (0 or 128 or 512))
+        {
+            throw new PlatformNotSupportedException($"CRC-64 kernel {kernel} is not supported on this CPU");
+        }
+        ref byte src = ref MemoryMarshal.GetReference(data);
+        nuint length = (nuint)data.Length;
+        if (kernel == 0 || length < 16)
+        {
+            return ~Table(ulong.MaxValue, ref src, 0, length);
+        }
+        nuint pos;
+        Vector128<ulong> x;
+        if (kernel == 512 && length >= 256)
+        {
+            x = Fold512(ref src, length, out pos);
+        }
+        else
+        {
+            x = Fold128(ref src, length, out pos);
+        }
+        for (; length - pos >= 16; pos += 16)
+        {
+            x = Fold(x, s_k128) ^ Load128(ref src, pos);
+        }
+        ulong reflected = ReverseBits(Reduce(x));
+        return ~Table(reflected, ref src, pos, length);
+    }
+
+    /// <summary>The plain bitwise definition, one bit at a time: the reference every faster path is checked against.</summary>
+    public static ulong Reference(ReadOnlySpan<byte> data)
+    {
+        ulong crc = ulong.MaxValue;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int i = 0; i < 8; i++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ ReflectedPolynomial : crc >> 1;
+            }
+        }
+        return ~crc;
+    }
+
+    // ---------------------------------------------------------------- folding
+
+    // The first block carries the initial value (all ones, its own reverse) in its 64 most significant bits.
+    private static Vector128<ulong> Fold128(ref byte src, nuint length, out nuint pos)
+    {
+        Vector128<ulong> x0 = Load128(ref src, 0) ^ Vector128.Create(0UL, ulong.MaxValue);
+        pos = 16;
+        if (length >= 64)
+        {
+            Vector128<ulong> x1 = Load128(ref src, 16);
+            Vector128<ulong> x2 = Load128(ref src, 32);
+            Vector128<ulong> x3 = Load128(ref src, 48);
+            pos = 64;
+            Vector128<ulong> k512 = s_k512;
+            for (; length - pos >= 64; pos += 64)
+            {
+                x0 = Fold(x0, k512) ^ Load128(ref src, pos);
+                x1 = Fold(x1, k512) ^ Load128(ref src, pos + 16);
+                x2 = Fold(x2, k512) ^ Load128(ref src, pos + 32);
+                x3 = Fold(x3, k512) ^ Load128(ref src, pos + 48);
+            }
+            x0 = Fold(x0, s_k384) ^ Fold(x1, s_k256) ^ Fold(x2, s_k128) ^ x3;
+        }
+        return x0;
+    }
+
+    private static Vector128<ulong> Fold512(ref byte src, nuint length, out nuint pos)
+    {
+        Vector512<ulong> x0 = Load512(ref src, 0) ^ Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
+        Vector512<ulong> x1 = Load512(ref src, 64);
+        Vector512<ulong> x2 = Load512(ref src, 128);
+        Vector512<ulong> x3 = Load512(ref src, 192);
+        pos = 256;
+        Vector512<ulong> k2048 = s_z2048;
+        for (; length - pos >= 256; pos += 256)
+        {
+            x0 = FoldXor(x0, k2048, Load512(ref src, pos));
+            x1 = FoldXor(x1, k2048, Load512(ref src, pos + 64));
+            x2 = FoldXor(x2, k2048, Load512(ref src, pos + 128));
+            x3 = FoldXor(x3, k2048, Load512(ref src, pos + 192));
+        }
+        x3 ^= Fold(x0, s_z1536) ^ Fold(x1, s_z1024) ^ Fold(x2, s_z512);
+        return Fold(x3.GetLower().GetLower(), s_k384) ^ Fold(x3.GetLower().GetUpper(), s_k256)
+            ^ Fold(x3.GetUpper().GetLower(), s_k128) ^ x3.GetUpper().GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<ulong> Load128(ref byte src, nuint offset) =>
+        Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(Vector128.LoadUnsafe(ref src, offset), s_bitReverse128, 0), s_swap128).AsUInt64();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Load512(ref byte src, nuint offset) =>
+        Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(Vector512.LoadUnsafe(ref src, offset), s_bitReverse512, 0), s_swap512).AsUInt64();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<ulong> Fold(Vector128<ulong> x, Vector128<ulong> k) =>
+        Pclmulqdq.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.CarrylessMultiply(x, k, 0x11);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Fold(Vector512<ulong> x, Vector512<ulong> k) =>
+        Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> FoldXor(Vector512<ulong> x, Vector512<ulong> k, Vector512<ulong> data) =>
+        Avx512F.TernaryLogic(Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00), Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11), data, 0x96);
+
+    /// <summary>(X · x^64) mod P for the 128 bits X still to be reduced: the unreflected CRC.</summary>
+    private static ulong Reduce(Vector128<ulong> x)
+    {
+        // X·x^64 = H·x^128 + L·x^64 ≡ H·(x^128 mod P) + L·x^64: 128 bits T.
+        Vector128<ulong> t = Pclmulqdq.CarrylessMultiply(x, Vector128.CreateScalar(s_x128), 0x01) ^ Vector128.Create(0UL, x.ToScalar());
+        ulong th = t.GetElement(1);
+        ulong tl = t.ToScalar();
+        // Barrett: q = floor(Th · μ / x^64) with μ = x^64 + μ'; remainder = Tl ^ low64(q · P').
+        ulong q = th ^ Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(th), Vector128.CreateScalar(s_mu), 0x00).GetElement(1);
+        return tl ^ Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(q), Vector128.CreateScalar(Polynomial), 0x00).ToScalar();
+    }
+
+    // ---------------------------------------------------------------- table (reflected), tails and other CPUs
+
+    private static ulong Table(ulong crc, ref byte src, nuint from, nuint length)
+    {
+        ulong[] table = s_table;
+        for (nuint i = from; i < length; i++)
+        {
+            crc = table[(byte)(crc ^ Unsafe.Add(ref src, i))] ^ (crc >> 8);
+        }
+        return crc;
+    }
+
+    private static ulong[] BuildTable()
+    {
+        var table = new ulong[256];
+        for (int i = 0; i < 256; i++)
+        {
+            ulong crc = (ulong)i;
+            for (int b = 0; b < 8; b++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ ReflectedPolynomial : crc >> 1;
+            }
+            table[i] = crc;
+        }
+        return table;
+    }
+
+    // ---------------------------------------------------------------- constants (unreflected)
+
+    private static Vector128<ulong> FoldConstant(int distance) => Vector128.Create(XPowModP(distance), XPowModP(distance + 64));
+
+    private static Vector512<ulong> Wide(Vector128<ulong> k) => Vector512.Create(Vector256.Create(k, k), Vector256.Create(k, k));
+
+    // x^n mod P, as a 64-bit polynomial.
+    private static ulong XPowModP(int n)
+    {
+        ulong r = 1;
+        for (int i = 0; i < n; i++)
+        {
+            bool carry = (r >> 63) != 0;
+            r <<= 1;
+            if (carry)
+            {
+                r ^= Polynomial;
+            }
+        }
+        return r;
+    }
+
+    // floor(x^128 / P) without its x^64 term: polynomial long division.
+    private static ulong BarrettMu()
+    {
+        // Long division of x^128 (a one and 128 zeros) by P = x^64 + Polynomial, one dividend bit at a time.
+        UInt128 p = ((UInt128)1 << 64) | Polynomial;
+        UInt128 r = 0;
+        ulong quotient = 0;
+        // Process the dividend x^128 bit by bit (a 1 followed by 128 zeros).
+        for (int bit = 128; bit >= 0; bit--)
+        {
+            r = (r << 1) | (bit == 128 ? UInt128.One : UInt128.Zero);
+            if (((r >> 64) & 1) != 0)
+            {
+                r ^= p;
+                if (bit < 64)
+                {
+                    quotient |= 1UL << bit;
+                }
+            }
+        }
+        return quotient;
+    }
+
+    private static ulong ReverseBits(ulong v)
+    {
+        v = ((v >> 1) & 0x5555555555555555) | ((v & 0x5555555555555555) << 1);
+        v = ((v >> 2) & 0x3333333333333333) | ((v & 0x3333333333333333) << 2);
+        v = ((v >> 4) & 0x0F0F0F0F0F0F0F0F) | ((v & 0x0F0F0F0F0F0F0F0F) << 4);
+        return System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v);
+    }
+}
