@@ -51,6 +51,15 @@ public static class Crc16T10Dif
     private static readonly Vector512<ulong> s_z1024 = Vector512.Create(s_y1024, s_y1024);
     private static readonly Vector512<ulong> s_z1536 = Vector512.Create(Vector256.Create(FoldConstant(1536), FoldConstant(1536)), Vector256.Create(FoldConstant(1536), FoldConstant(1536)));
     private static readonly Vector512<ulong> s_z2048 = Vector512.Create(Vector256.Create(FoldConstant(2048), FoldConstant(2048)), Vector256.Create(FoldConstant(2048), FoldConstant(2048)));
+    // Per-lane distances to the end of a 256-byte block set: accumulator i, lane j folds by 128 * (15 - 4i - j) bits.
+    private static readonly Vector512<ulong> s_t0 = Lanes(1920, 1792, 1664, 1536);
+    private static readonly Vector512<ulong> s_t1 = Lanes(1408, 1280, 1152, 1024);
+    private static readonly Vector512<ulong> s_t2 = Lanes(896, 768, 640, 512);
+    private static readonly Vector512<ulong> s_t3 = Lanes(384, 256, 128, 0);
+
+    private static Vector512<ulong> Lanes(int a, int b, int c, int d) =>
+        Vector512.Create(Vector256.Create(FoldConstant(a), FoldConstant(b)), Vector256.Create(FoldConstant(c), FoldConstant(d)));
+
     // Final reduction: [x^64 mod P, x^96 mod P] and Barrett [mu = x^64 div P, P].
     private static readonly Vector128<ulong> s_kFinal = Vector128.Create(XPowModP(64), XPowModP(96));
     private static readonly Vector128<ulong> s_kBarrett = Vector128.Create(BarrettMu(), P32);
@@ -357,11 +366,10 @@ public static class Crc16T10Dif
             x2 = FoldXor(x2, k2048, Load512<TCopy>(ref src, ref dst, pos + 128));
             x3 = FoldXor(x3, k2048, Load512<TCopy>(ref src, ref dst, pos + 192));
         }
-        x3 ^= Fold(x0, s_z1536) ^ Fold(x1, s_z1024) ^ Fold(x2, s_z512);
-        // Four 128-bit lanes, the earliest first: fold each onto the last.
-        Vector128<ulong> x = Fold(x3.GetLower().GetLower(), s_k384) ^ Fold(x3.GetLower().GetUpper(), s_k256)
-            ^ Fold(x3.GetUpper().GetLower(), s_k128) ^ x3.GetUpper().GetUpper();
-        return Finish<TCopy>(x, ref src, ref dst, pos, length);
+        // Every 128-bit lane straight to the end in one step (x^0 for the last: it stays where it is), then the four lanes.
+        Vector512<ulong> y = Fold(x0, s_t0) ^ Fold(x1, s_t1) ^ Fold(x2, s_t2) ^ Fold(x3, s_t3);
+        Vector256<ulong> h = y.GetLower() ^ y.GetUpper();
+        return Finish<TCopy>(h.GetLower() ^ h.GetUpper(), ref src, ref dst, pos, length);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -33,6 +33,15 @@ public static class Crc64Nvme
     private static readonly Vector512<ulong> s_z1024 = Wide(FoldConstant(1024));
     private static readonly Vector512<ulong> s_z1536 = Wide(FoldConstant(1536));
     private static readonly Vector512<ulong> s_z2048 = Wide(FoldConstant(2048));
+    // Per-lane distances to the end of a 256-byte block set: accumulator i, lane j folds by 128 * (15 - 4i - j) bits.
+    private static readonly Vector512<ulong> s_t0 = Lanes(1920, 1792, 1664, 1536);
+    private static readonly Vector512<ulong> s_t1 = Lanes(1408, 1280, 1152, 1024);
+    private static readonly Vector512<ulong> s_t2 = Lanes(896, 768, 640, 512);
+    private static readonly Vector512<ulong> s_t3 = Lanes(384, 256, 128, 0);
+
+    private static Vector512<ulong> Lanes(int a, int b, int c, int d) =>
+        Vector512.Create(Vector256.Create(FoldConstant(a), FoldConstant(b)), Vector256.Create(FoldConstant(c), FoldConstant(d)));
+
     private static readonly ulong s_x128 = XPowModP(128);
     private static readonly ulong s_mu = BarrettMu();
     private static readonly Vector128<byte> s_swap128 = Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -136,9 +145,10 @@ public static class Crc64Nvme
             x2 = FoldXor(x2, k2048, Load512(ref src, pos + 128));
             x3 = FoldXor(x3, k2048, Load512(ref src, pos + 192));
         }
-        x3 ^= Fold(x0, s_z1536) ^ Fold(x1, s_z1024) ^ Fold(x2, s_z512);
-        return Fold(x3.GetLower().GetLower(), s_k384) ^ Fold(x3.GetLower().GetUpper(), s_k256)
-            ^ Fold(x3.GetUpper().GetLower(), s_k128) ^ x3.GetUpper().GetUpper();
+        // Every 128-bit lane straight to the end in one step (x^0 for the last: it stays where it is), then the four lanes.
+        Vector512<ulong> y = Fold(x0, s_t0) ^ Fold(x1, s_t1) ^ Fold(x2, s_t2) ^ Fold(x3, s_t3);
+        Vector256<ulong> h = y.GetLower() ^ y.GetUpper();
+        return h.GetLower() ^ h.GetUpper();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
