@@ -35,6 +35,47 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
         return disk.WritePages(lba, data, pi, versions);
     }
 
+    /// <summary>
+    /// What a faulty disk does with a checked command (fault injection): the fence records it like any page command
+    /// (the controller's record says written, a stale one is refused as usual), and the medium gets
+    /// <paramref name="fault"/>'s damage instead of the data: a misdirected write lands one command-length further
+    /// on (wrapping) with the tuples of the intended sectors; a torn write lands its first half, then half of the
+    /// next sector under that sector's new tuple; a lost write lands nothing. The first LBA the damage went to, or
+    /// null when the command was refused as stale.
+    /// </summary>
+    public long? LandFaulty(FaultKind fault, long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, ReadOnlySpan<long> versions)
+    {
+        if (!versions.IsEmpty && disk.RecordPages(lba, versions) == FencedWrite.Stale)
+        {
+            return null;
+        }
+        int size = config.SectorSize;
+        int count = data.Length / size;
+        switch (fault)
+        {
+            case FaultKind.MisdirectedWrite:
+                long target = (lba + count) % (disk.SectorCount - count + 1);
+                disk.Write(target, data, pi);
+                return target;
+            case FaultKind.TornWrite:
+                int whole = count / 2;
+                if (whole > 0)
+                {
+                    disk.Write(lba, data[..(whole * size)], pi[..(whole * PiTuple.Size)]);
+                }
+                byte[] raw = new byte[size + PiTuple.Size];
+                disk.ReadRaw(lba + whole, raw);
+                data.Slice(whole * size, size / 2).CopyTo(raw);
+                pi.Slice(whole * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
+                disk.WriteRaw(lba + whole, raw);
+                return lba + whole;
+            case FaultKind.LostWrite:
+                return lba; // nothing reaches the medium
+            default:
+                throw new StorageException(StorageError.InvalidConfig, $"{FaultKinds.Name(fault)} is not a fault of a disk command");
+        }
+    }
+
     /// <summary>Reads <paramref name="data"/>.Length bytes from <paramref name="lba"/>, every tuple verified: the first failure, or null.</summary>
     public PiError? Read(long lba, Span<byte> data, Span<byte> pi)
     {

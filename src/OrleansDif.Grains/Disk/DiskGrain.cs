@@ -164,11 +164,11 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
             FaultKind fault = _pendingFaults[pending].Kind;
             _pendingFaults.RemoveAt(pending);
             // The same fence as any page command; the controller's record says written, whatever reaches the medium.
-            if (versions is not null && disk.RecordPages(lba, versions) == FencedWrite.Stale)
+            if (device.LandFaulty(fault, lba, data!, pi!, versions) is not long target)
             {
                 return Stale();
             }
-            PersistFaulty(fault, lba, count, data!, pi!);
+            Log(new FaultRecord(fault, lba, count, target, -1));
             return new DiskWriteResult(true, null, false, disk.Boot); // acknowledged, whatever reached the medium
         }
         await StepHooks.PassAsync(_config!.Id, StepHooks.DiskCommand);
@@ -281,40 +281,6 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         if (_faultLog.Count < 100_000)
         {
             _faultLog.Add(record);
-        }
-    }
-
-    /// <summary>What a faulty disk does with an accepted command (fault injection only).</summary>
-    private void PersistFaulty(FaultKind fault, long lba, int count, byte[] data, byte[] pi)
-    {
-        CachedDisk image = _disk!;
-        int size = _config!.SectorSize;
-        switch (fault)
-        {
-            case FaultKind.MisdirectedWrite:
-                // Lands one command-length further on (wrapping), carrying the tuples of the intended LBAs.
-                long target = (lba + count) % (image.SectorCount - count + 1);
-                image.Write(target, data, pi);
-                Log(new FaultRecord(fault, lba, count, target, -1));
-                break;
-            case FaultKind.TornWrite:
-                // Power fails mid-command: the first half of the sectors land, then half of the next one.
-                int whole = count / 2;
-                if (whole > 0)
-                {
-                    image.Write(lba, data.AsSpan(0, whole * size), pi.AsSpan(0, whole * PiTuple.Size));
-                }
-                int block = size + PiTuple.Size;
-                byte[] raw = new byte[block];
-                image.ReadRaw(lba + whole, raw);
-                data.AsSpan(whole * size, size / 2).CopyTo(raw);
-                pi.AsSpan(whole * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
-                image.WriteRaw(lba + whole, raw);
-                Log(new FaultRecord(fault, lba, count, lba + whole, -1));
-                break;
-            case FaultKind.LostWrite:
-                Log(new FaultRecord(fault, lba, count, lba, -1));
-                break; // nothing reaches the medium
         }
     }
 
