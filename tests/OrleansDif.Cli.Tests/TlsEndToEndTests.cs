@@ -115,4 +115,73 @@ public sealed class TlsEndToEndTests : IDisposable
         Assert.Contains("not this cluster's certificate", stranger.Message);
         Assert.Contains("CN=stranger", stranger.Message);
     }
+
+    [Fact]
+    public async Task ASiloWithAnotherCertificateCannotJoin()
+    {
+        Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "cluster.pfx"))).Exit);
+        Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "stranger.pfx"), "--subject", "CN=stranger")).Exit);
+        string path = WriteConfig("cluster.json", "cluster.pfx");
+        ClusterConfig config = ClusterConfig.Load(path);
+        var log = new StringWriter();
+        await using var cluster = new LocalCluster(config, path, CliApp.ThisTool(), log);
+        await cluster.StartAsync([], TimeSpan.FromSeconds(60));
+
+        // The same cluster with a fourth silo that holds another certificate.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        int[] p = LoadEndToEndTests.FreePorts(2);
+        json["silos"]!.AsArray().Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["name"] = "intruder", ["address"] = "127.0.0.1", ["siloPort"] = p[0], ["gatewayPort"] = p[1],
+        });
+        json["tls"]!["certificate"] = "stranger.pfx";
+        json["dataDirectory"] = "data-intruder";
+        string intruderConfig = Path.Combine(_dir, "intruder.json");
+        File.WriteAllText(intruderConfig, json.ToJsonString());
+
+        SiloCommand tool = CliApp.ThisTool();
+        var psi = new System.Diagnostics.ProcessStartInfo(tool.FileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in tool.PrefixArguments.Concat(["silo", "--config", intruderConfig, "--silo", "3"]))
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment[LocalCluster.ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var refused = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Line(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+            output.Enqueue(line);
+            if (line.Contains("TLS: refused", StringComparison.Ordinal))
+            {
+                refused.TrySetResult(line);
+            }
+        }
+        using var intruder = System.Diagnostics.Process.Start(psi)!;
+        intruder.OutputDataReceived += (_, e) => Line(e.Data);
+        intruder.ErrorDataReceived += (_, e) => Line(e.Data);
+        intruder.BeginOutputReadLine();
+        intruder.BeginErrorReadLine();
+        try
+        {
+            // The event, not a clock: the intruder refuses the members' certificate (and they refuse its). The bound
+            // only keeps a broken build from waiting for ever.
+            await Task.WhenAny(refused.Task, intruder.WaitForExitAsync(), Task.Delay(TimeSpan.FromMinutes(2)));
+            Assert.True(refused.Task.IsCompleted, "the intruder silo never reported a refused connection:\n" + string.Join("\n", output.TakeLast(40)));
+            Assert.Contains("not this cluster's certificate", await refused.Task);
+            await using ClusterClient member = await ClusterClient.ConnectAsync(ClusterConfig.Load(path), 3, TimeSpan.FromSeconds(60));
+            Assert.Equal(3, await member.ActiveSilosAsync()); // the intruder is not a member
+        }
+        finally
+        {
+            if (!intruder.HasExited)
+            {
+                intruder.Kill(entireProcessTree: true);
+                await intruder.WaitForExitAsync();
+            }
+        }
+    }
 }
