@@ -89,16 +89,29 @@ public sealed class TlsEndToEndTests : IDisposable
         Assert.Contains("PASSED", stdout);
     }
 
-    [Fact]
-    public async Task ATlsClusterRefusesAClientWithoutItsCertificateOrWithAnother()
+    /// <summary>The cluster's certificate and a stranger's, and the cluster of <paramref name="path"/> started with the first.</summary>
+    private async Task<LocalCluster> StartTlsClusterAsync(string path)
     {
         Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "cluster.pfx"))).Exit);
         Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "stranger.pfx"), "--subject", "CN=stranger")).Exit);
+        var cluster = new LocalCluster(ClusterConfig.Load(path), path, CliApp.ThisTool(), new StringWriter());
+        try
+        {
+            await cluster.StartAsync([], TimeSpan.FromSeconds(60));
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task ATlsClusterRefusesAClientWithoutItsCertificateOrWithAnother()
+    {
         string path = WriteConfig("cluster.json", "cluster.pfx");
-        ClusterConfig config = ClusterConfig.Load(path);
-        var log = new StringWriter();
-        await using var cluster = new LocalCluster(config, path, CliApp.ThisTool(), log);
-        await cluster.StartAsync([], TimeSpan.FromSeconds(60));
+        await using LocalCluster cluster = await StartTlsClusterAsync(path);
 
         // The cluster's own certificate: admitted (the control).
         await using (ClusterClient member = await ClusterClient.ConnectAsync(ClusterConfig.Load(path), 3, TimeSpan.FromSeconds(60)))
@@ -119,13 +132,8 @@ public sealed class TlsEndToEndTests : IDisposable
     [Fact]
     public async Task ASiloWithAnotherCertificateCannotJoin()
     {
-        Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "cluster.pfx"))).Exit);
-        Assert.Equal(0, (await CliRunner.RunAsync("cert", "--out", Path.Combine(_dir, "stranger.pfx"), "--subject", "CN=stranger")).Exit);
         string path = WriteConfig("cluster.json", "cluster.pfx");
-        ClusterConfig config = ClusterConfig.Load(path);
-        var log = new StringWriter();
-        await using var cluster = new LocalCluster(config, path, CliApp.ThisTool(), log);
-        await cluster.StartAsync([], TimeSpan.FromSeconds(60));
+        await using LocalCluster cluster = await StartTlsClusterAsync(path);
 
         // The same cluster with a fourth silo that holds another certificate.
         var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
