@@ -61,32 +61,52 @@ public static class Crc64Nvme
     /// <summary>The guard with a chosen kernel: 512, 128 or 0 (the table), for tests and the benchmark.</summary>
     public static ulong Compute(ReadOnlySpan<byte> data, int kernel)
     {
+        ref byte src = ref MemoryMarshal.GetReference(data);
+        return Run<NoCopy>(ref src, ref src, (nuint)data.Length, kernel);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> to the start of <paramref name="destination"/> and returns its guard, in one
+    /// pass over the data (the fused copy-in of a 64-bit guard page).
+    /// </summary>
+    public static ulong CopyAndCompute(ReadOnlySpan<byte> source, Span<byte> destination) =>
+        CopyAndCompute(source, destination, Vector512Supported ? 512 : Vector128Supported ? 128 : 0);
+
+    /// <summary>The fused copy with a chosen kernel (see <see cref="Compute(ReadOnlySpan{byte}, int)"/>).</summary>
+    public static ulong CopyAndCompute(ReadOnlySpan<byte> source, Span<byte> destination, int kernel)
+    {
+        if (destination.Length < source.Length)
+        {
+            throw new DifArgumentException(DifError.BufferTooSmall, $"a {destination.Length}-byte destination cannot take {source.Length} bytes");
+        }
+        if (source.Overlaps(destination))
+        {
+            throw new DifArgumentException(DifError.OverlappingBuffers, "source and destination overlap");
+        }
+        return Run<DoCopy>(ref MemoryMarshal.GetReference(source), ref MemoryMarshal.GetReference(destination), (nuint)source.Length, kernel);
+    }
+
+    private static ulong Run<TCopy>(ref byte src, ref byte dst, nuint length, int kernel)
+        where TCopy : struct, ICopyMode
+    {
         if (kernel == 512 && !Vector512Supported || kernel == 128 && !Vector128Supported || kernel is not (0 or 128 or 512))
         {
             throw new PlatformNotSupportedException($"CRC-64 kernel {kernel} is not supported on this CPU");
         }
-        ref byte src = ref MemoryMarshal.GetReference(data);
-        nuint length = (nuint)data.Length;
         if (kernel == 0 || length < 16)
         {
-            return ~Table(ulong.MaxValue, ref src, 0, length);
+            return ~Table<TCopy>(ulong.MaxValue, ref src, ref dst, 0, length);
         }
         nuint pos;
-        Vector128<ulong> x;
-        if (kernel == 512 && length >= 256)
-        {
-            x = Fold512(ref src, length, out pos);
-        }
-        else
-        {
-            x = Fold128(ref src, length, out pos);
-        }
+        Vector128<ulong> x = kernel == 512 && length >= 256
+            ? Fold512<TCopy>(ref src, ref dst, length, out pos)
+            : Fold128<TCopy>(ref src, ref dst, length, out pos);
         for (; length - pos >= 16; pos += 16)
         {
-            x = Fold(x, s_k128) ^ Load128(ref src, pos);
+            x = Fold(x, s_k128) ^ Load128<TCopy>(ref src, ref dst, pos);
         }
         ulong reflected = ReverseBits(Reduce(x));
-        return ~Table(reflected, ref src, pos, length);
+        return ~Table<TCopy>(reflected, ref src, ref dst, pos, length);
     }
 
     /// <summary>The plain bitwise definition, one bit at a time: the reference every faster path is checked against.</summary>
@@ -107,43 +127,45 @@ public static class Crc64Nvme
     // ---------------------------------------------------------------- folding
 
     // The first block carries the initial value (all ones, its own reverse) in its 64 most significant bits.
-    private static Vector128<ulong> Fold128(ref byte src, nuint length, out nuint pos)
+    private static Vector128<ulong> Fold128<TCopy>(ref byte src, ref byte dst, nuint length, out nuint pos)
+        where TCopy : struct, ICopyMode
     {
-        Vector128<ulong> x0 = Load128(ref src, 0) ^ Vector128.Create(0UL, ulong.MaxValue);
+        Vector128<ulong> x0 = Load128<TCopy>(ref src, ref dst, 0) ^ Vector128.Create(0UL, ulong.MaxValue);
         pos = 16;
         if (length >= 64)
         {
-            Vector128<ulong> x1 = Load128(ref src, 16);
-            Vector128<ulong> x2 = Load128(ref src, 32);
-            Vector128<ulong> x3 = Load128(ref src, 48);
+            Vector128<ulong> x1 = Load128<TCopy>(ref src, ref dst, 16);
+            Vector128<ulong> x2 = Load128<TCopy>(ref src, ref dst, 32);
+            Vector128<ulong> x3 = Load128<TCopy>(ref src, ref dst, 48);
             pos = 64;
             Vector128<ulong> k512 = s_k512;
             for (; length - pos >= 64; pos += 64)
             {
-                x0 = Fold(x0, k512) ^ Load128(ref src, pos);
-                x1 = Fold(x1, k512) ^ Load128(ref src, pos + 16);
-                x2 = Fold(x2, k512) ^ Load128(ref src, pos + 32);
-                x3 = Fold(x3, k512) ^ Load128(ref src, pos + 48);
+                x0 = Fold(x0, k512) ^ Load128<TCopy>(ref src, ref dst, pos);
+                x1 = Fold(x1, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 16);
+                x2 = Fold(x2, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 32);
+                x3 = Fold(x3, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 48);
             }
             x0 = Fold(x0, s_k384) ^ Fold(x1, s_k256) ^ Fold(x2, s_k128) ^ x3;
         }
         return x0;
     }
 
-    private static Vector128<ulong> Fold512(ref byte src, nuint length, out nuint pos)
+    private static Vector128<ulong> Fold512<TCopy>(ref byte src, ref byte dst, nuint length, out nuint pos)
+        where TCopy : struct, ICopyMode
     {
-        Vector512<ulong> x0 = Load512(ref src, 0) ^ Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
-        Vector512<ulong> x1 = Load512(ref src, 64);
-        Vector512<ulong> x2 = Load512(ref src, 128);
-        Vector512<ulong> x3 = Load512(ref src, 192);
+        Vector512<ulong> x0 = Load512<TCopy>(ref src, ref dst, 0) ^ Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
+        Vector512<ulong> x1 = Load512<TCopy>(ref src, ref dst, 64);
+        Vector512<ulong> x2 = Load512<TCopy>(ref src, ref dst, 128);
+        Vector512<ulong> x3 = Load512<TCopy>(ref src, ref dst, 192);
         pos = 256;
         Vector512<ulong> k2048 = s_z2048;
         for (; length - pos >= 256; pos += 256)
         {
-            x0 = FoldXor(x0, k2048, Load512(ref src, pos));
-            x1 = FoldXor(x1, k2048, Load512(ref src, pos + 64));
-            x2 = FoldXor(x2, k2048, Load512(ref src, pos + 128));
-            x3 = FoldXor(x3, k2048, Load512(ref src, pos + 192));
+            x0 = FoldXor(x0, k2048, Load512<TCopy>(ref src, ref dst, pos));
+            x1 = FoldXor(x1, k2048, Load512<TCopy>(ref src, ref dst, pos + 64));
+            x2 = FoldXor(x2, k2048, Load512<TCopy>(ref src, ref dst, pos + 128));
+            x3 = FoldXor(x3, k2048, Load512<TCopy>(ref src, ref dst, pos + 192));
         }
         // Every 128-bit lane straight to the end in one step (x^0 for the last: it stays where it is), then the four lanes.
         Vector512<ulong> y = Fold(x0, s_t0) ^ Fold(x1, s_t1) ^ Fold(x2, s_t2) ^ Fold(x3, s_t3);
@@ -152,12 +174,28 @@ public static class Crc64Nvme
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Load128(ref byte src, nuint offset) =>
-        Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(Vector128.LoadUnsafe(ref src, offset), s_bitReverse128, 0), s_swap128).AsUInt64();
+    private static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(v, s_bitReverse128, 0), s_swap128).AsUInt64();
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Load512(ref byte src, nuint offset) =>
-        Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(Vector512.LoadUnsafe(ref src, offset), s_bitReverse512, 0), s_swap512).AsUInt64();
+    private static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(v, s_bitReverse512, 0), s_swap512).AsUInt64();
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<ulong> Fold(Vector128<ulong> x, Vector128<ulong> k) =>
@@ -185,14 +223,35 @@ public static class Crc64Nvme
 
     // ---------------------------------------------------------------- table (reflected), tails and other CPUs
 
-    private static ulong Table(ulong crc, ref byte src, nuint from, nuint length)
+    private static ulong Table<TCopy>(ulong crc, ref byte src, ref byte dst, nuint from, nuint length)
+        where TCopy : struct, ICopyMode
     {
         ulong[] table = s_table;
         for (nuint i = from; i < length; i++)
         {
-            crc = table[(byte)(crc ^ Unsafe.Add(ref src, i))] ^ (crc >> 8);
+            byte b = Unsafe.Add(ref src, i);
+            if (TCopy.Enabled)
+            {
+                Unsafe.Add(ref dst, i) = b;
+            }
+            crc = table[(byte)(crc ^ b)] ^ (crc >> 8);
         }
         return crc;
+    }
+
+    private interface ICopyMode
+    {
+        static abstract bool Enabled { get; }
+    }
+
+    private readonly struct NoCopy : ICopyMode
+    {
+        public static bool Enabled => false;
+    }
+
+    private readonly struct DoCopy : ICopyMode
+    {
+        public static bool Enabled => true;
     }
 
     private static ulong[] BuildTable()

@@ -102,6 +102,27 @@ public sealed class Pi64Tests : IDisposable
         Assert.Equal(Crc64(buffer.AsSpan(3, 4096)), Crc64Nvme.Compute(buffer.AsSpan(3, 4096), kernel));
     }
 
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void TheFusedCopyCopiesAndAgreesOnEveryLengthTo8KiB(int kernel)
+    {
+        var rng = new Random(7 + kernel);
+        byte[] source = new byte[(8 << 10) + 64];
+        rng.NextBytes(source);
+        byte[] destination = new byte[source.Length + 64];
+        for (int length = 0; length <= 8 << 10; length += length < 600 ? 1 : 37)
+        {
+            int offset = length % 13;
+            Array.Clear(destination);
+            ulong guard = Crc64Nvme.CopyAndCompute(source.AsSpan(offset, length), destination.AsSpan(offset + 3), kernel);
+            Assert.Equal(Crc64Nvme.Reference(source.AsSpan(offset, length)), guard);
+            Assert.True(source.AsSpan(offset, length).SequenceEqual(destination.AsSpan(offset + 3, length)), $"length {length}");
+            Assert.Equal(0, destination[offset + 3 + length]); // nothing written past the copy
+        }
+        Assert.Equal(DifError.BufferTooSmall, Assert.Throws<DifArgumentException>(() => Crc64Nvme.CopyAndCompute(source.AsSpan(0, 100), destination.AsSpan(0, 99), kernel)).Error);
+        Assert.Equal(DifError.OverlappingBuffers, Assert.Throws<DifArgumentException>(() => Crc64Nvme.CopyAndCompute(source.AsSpan(0, 100), source.AsSpan(50, 100), kernel)).Error);
+    }
+
     [Fact]
     public void TheTupleIsBigEndianWithASixByteReferenceTag()
     {
