@@ -38,27 +38,12 @@ public static class Crc16T10Dif
     // Slicing-by-8 tables, MSB first. Tables[k][b] = contribution of byte b followed by k zero bytes.
     private static readonly ushort[] s_tables = BuildTables();
 
-    // Folding constants, each 128-bit lane as [x^D mod P, x^(D+64) mod P].
-    private static readonly Vector128<ulong> s_k128 = FoldConstant(128);
-    private static readonly Vector128<ulong> s_k256 = FoldConstant(256);
-    private static readonly Vector128<ulong> s_k384 = FoldConstant(384);
-    private static readonly Vector128<ulong> s_k512 = FoldConstant(512);
-    private static readonly Vector256<ulong> s_y256 = Vector256.Create(s_k256, s_k256);
-    private static readonly Vector256<ulong> s_y512 = Vector256.Create(s_k512, s_k512);
-    private static readonly Vector256<ulong> s_y768 = Vector256.Create(FoldConstant(768), FoldConstant(768));
-    private static readonly Vector256<ulong> s_y1024 = Vector256.Create(FoldConstant(1024), FoldConstant(1024));
-    private static readonly Vector512<ulong> s_z512 = Vector512.Create(s_y512, s_y512);
-    private static readonly Vector512<ulong> s_z1024 = Vector512.Create(s_y1024, s_y1024);
-    private static readonly Vector512<ulong> s_z1536 = Vector512.Create(Vector256.Create(FoldConstant(1536), FoldConstant(1536)), Vector256.Create(FoldConstant(1536), FoldConstant(1536)));
-    private static readonly Vector512<ulong> s_z2048 = Vector512.Create(Vector256.Create(FoldConstant(2048), FoldConstant(2048)), Vector256.Create(FoldConstant(2048), FoldConstant(2048)));
-    // Per-lane distances to the end of a 256-byte block set: accumulator i, lane j folds by 128 * (15 - 4i - j) bits.
-    private static readonly Vector512<ulong> s_t0 = Lanes(1920, 1792, 1664, 1536);
-    private static readonly Vector512<ulong> s_t1 = Lanes(1408, 1280, 1152, 1024);
-    private static readonly Vector512<ulong> s_t2 = Lanes(896, 768, 640, 512);
-    private static readonly Vector512<ulong> s_t3 = Lanes(384, 256, 128, 0);
-
-    private static Vector512<ulong> Lanes(int a, int b, int c, int d) =>
-        Vector512.Create(Vector256.Create(FoldConstant(a), FoldConstant(b)), Vector256.Create(FoldConstant(c), FoldConstant(d)));
+    // Folding constants (x^D mod P), shared with the 128- and 512-bit folding; the 256-bit kernel's own, two lanes each.
+    private static readonly FoldConstants s_fold = new(XPowModP);
+    private static readonly Vector256<ulong> s_y256 = Vector256.Create(s_fold.K256, s_fold.K256);
+    private static readonly Vector256<ulong> s_y512 = Vector256.Create(s_fold.K512, s_fold.K512);
+    private static readonly Vector256<ulong> s_y768 = Vector256.Create(FoldConstants.Lane(XPowModP, 768), FoldConstants.Lane(XPowModP, 768));
+    private static readonly Vector256<ulong> s_y1024 = Vector256.Create(FoldConstants.Lane(XPowModP, 1024), FoldConstants.Lane(XPowModP, 1024));
 
     // Final reduction: [x^64 mod P, x^96 mod P] and Barrett [mu = x^64 div P, P].
     private static readonly Vector128<ulong> s_kFinal = Vector128.Create(XPowModP(64), XPowModP(96));
@@ -230,37 +215,14 @@ public static class Crc16T10Dif
         {
             return ScalarCopy<TCopy>(state, ref src, ref dst, length);
         }
-        nuint pos = 0;
-        Vector128<ulong> x0 = Load128<TCopy>(ref src, ref dst, 0) ^ Vector128.Create(0UL, (ulong)state << 32);
-        pos = 16;
-        if (length >= 64)
-        {
-            Vector128<ulong> x1 = Load128<TCopy>(ref src, ref dst, 16);
-            Vector128<ulong> x2 = Load128<TCopy>(ref src, ref dst, 32);
-            Vector128<ulong> x3 = Load128<TCopy>(ref src, ref dst, 48);
-            pos = 64;
-            Vector128<ulong> k512 = s_k512;
-            for (; length - pos >= 64; pos += 64)
-            {
-                x0 = Fold(x0, k512) ^ Load128<TCopy>(ref src, ref dst, pos);
-                x1 = Fold(x1, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 16);
-                x2 = Fold(x2, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 32);
-                x3 = Fold(x3, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 48);
-            }
-            x0 = Fold(x0, s_k384) ^ Fold(x1, s_k256) ^ Fold(x2, s_k128) ^ x3;
-        }
-        return Finish<TCopy>(x0, ref src, ref dst, pos, length);
+        Vector128<ulong> x = PclmulFolding.Fold128<Scheme, TCopy>(Vector128.Create(0UL, (ulong)state << 32), ref src, ref dst, length, out nuint pos);
+        return Finish<TCopy>(x, ref src, ref dst, pos, length);
     }
 
-    // Folds the remaining whole blocks one at a time, reduces, and finishes any partial block bytewise.
+    // Reduces the folded 128 bits and finishes any partial block bytewise.
     private static uint Finish<TCopy>(Vector128<ulong> x, ref byte src, ref byte dst, nuint pos, nuint length)
         where TCopy : struct, ICopyMode
     {
-        Vector128<ulong> k128 = s_k128;
-        for (; length - pos >= 16; pos += 16)
-        {
-            x = Fold(x, k128) ^ Load128<TCopy>(ref src, ref dst, pos);
-        }
         uint state = Reduce(x);
         if (pos < length)
         {
@@ -269,21 +231,35 @@ public static class Crc16T10Dif
         return state;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
-        where TCopy : struct, ICopyMode
+    /// <summary>What the shared folding needs of this CRC: its constants and its block read (byte-swapped).</summary>
+    private readonly struct Scheme : IFoldScheme
     {
-        Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
-        if (TCopy.Enabled)
-        {
-            v.StoreUnsafe(ref dst, offset);
-        }
-        return Ssse3.Shuffle(v, s_reverse128).AsUInt64();
-    }
+        public static FoldConstants Constants => s_fold;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Fold(Vector128<ulong> x, Vector128<ulong> k) =>
-        Pclmulqdq.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.CarrylessMultiply(x, k, 0x11);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
+            where TCopy : struct, ICopyMode
+        {
+            Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
+            if (TCopy.Enabled)
+            {
+                v.StoreUnsafe(ref dst, offset);
+            }
+            return Ssse3.Shuffle(v, s_reverse128).AsUInt64();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
+            where TCopy : struct, ICopyMode
+        {
+            Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
+            if (TCopy.Enabled)
+            {
+                v.StoreUnsafe(ref dst, offset);
+            }
+            return Avx512BW.Shuffle(v, s_reverse512).AsUInt64();
+        }
+    }
 
     // x holds 128 bits of message not yet multiplied by x^32; returns (x * x^32) mod P.
     private static uint Reduce(Vector128<ulong> x)
@@ -324,7 +300,8 @@ public static class Crc16T10Dif
             x3 = Fold(x3, k1024) ^ Load256<TCopy>(ref src, ref dst, pos + 96);
         }
         x3 ^= Fold(x0, s_y768) ^ Fold(x1, s_y512) ^ Fold(x2, s_y256);
-        Vector128<ulong> x = Fold(x3.GetLower(), s_k128) ^ x3.GetUpper();
+        Vector128<ulong> x = PclmulFolding.Fold(x3.GetLower(), s_fold.K128) ^ x3.GetUpper();
+        x = PclmulFolding.FoldBlocks<Scheme, TCopy>(x, ref src, ref dst, ref pos, length);
         return Finish<TCopy>(x, ref src, ref dst, pos, length);
     }
 
@@ -353,50 +330,12 @@ public static class Crc16T10Dif
         {
             return Fold256<TCopy>(state, ref src, ref dst, length);
         }
-        Vector512<ulong> x0 = Load512<TCopy>(ref src, ref dst, 0) ^ Vector512.Create(0UL, (ulong)state << 32, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
-        Vector512<ulong> x1 = Load512<TCopy>(ref src, ref dst, 64);
-        Vector512<ulong> x2 = Load512<TCopy>(ref src, ref dst, 128);
-        Vector512<ulong> x3 = Load512<TCopy>(ref src, ref dst, 192);
-        nuint pos = 256;
-        Vector512<ulong> k2048 = s_z2048;
-        for (; length - pos >= 256; pos += 256)
-        {
-            x0 = FoldXor(x0, k2048, Load512<TCopy>(ref src, ref dst, pos));
-            x1 = FoldXor(x1, k2048, Load512<TCopy>(ref src, ref dst, pos + 64));
-            x2 = FoldXor(x2, k2048, Load512<TCopy>(ref src, ref dst, pos + 128));
-            x3 = FoldXor(x3, k2048, Load512<TCopy>(ref src, ref dst, pos + 192));
-        }
-        // Every 128-bit lane straight to the end in one step (x^0 for the last: it stays where it is), then the four lanes.
-        Vector512<ulong> y = Fold(x0, s_t0) ^ Fold(x1, s_t1) ^ Fold(x2, s_t2) ^ Fold(x3, s_t3);
-        Vector256<ulong> h = y.GetLower() ^ y.GetUpper();
-        return Finish<TCopy>(h.GetLower() ^ h.GetUpper(), ref src, ref dst, pos, length);
+        Vector128<ulong> x = PclmulFolding.Fold512<Scheme, TCopy>(Vector512.Create(0UL, (ulong)state << 32, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL),
+            ref src, ref dst, length, out nuint pos);
+        return Finish<TCopy>(x, ref src, ref dst, pos, length);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
-        where TCopy : struct, ICopyMode
-    {
-        Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
-        if (TCopy.Enabled)
-        {
-            v.StoreUnsafe(ref dst, offset);
-        }
-        return Avx512BW.Shuffle(v, s_reverse512).AsUInt64();
-    }
-
-    // x * k (folded) ^ data, the three-way xor in one instruction.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> FoldXor(Vector512<ulong> x, Vector512<ulong> k, Vector512<ulong> data) =>
-        Avx512F.TernaryLogic(Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00), Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11), data, 0x96);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Fold(Vector512<ulong> x, Vector512<ulong> k) =>
-        Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11);
 
     // ---------------------------------------------------------------- constants
-
-    private static Vector128<ulong> FoldConstant(int distance) =>
-        Vector128.Create(XPowModP(distance), XPowModP(distance + 64));
 
     // x^n mod P, as a 32-bit polynomial.
     private static ulong XPowModP(int n)
@@ -428,20 +367,5 @@ public static class Crc16T10Dif
             }
         }
         return quotient;
-    }
-
-    private interface ICopyMode
-    {
-        static abstract bool Enabled { get; }
-    }
-
-    private readonly struct NoCopy : ICopyMode
-    {
-        public static bool Enabled => false;
-    }
-
-    private readonly struct DoCopy : ICopyMode
-    {
-        public static bool Enabled => true;
     }
 }

@@ -25,23 +25,7 @@ public static class Crc64Nvme
     public const ulong ReflectedPolynomial = 0x9A6C9329AC4BC9B5;
 
     private static readonly ulong[] s_table = BuildTable();
-    private static readonly Vector128<ulong> s_k128 = FoldConstant(128);
-    private static readonly Vector128<ulong> s_k256 = FoldConstant(256);
-    private static readonly Vector128<ulong> s_k384 = FoldConstant(384);
-    private static readonly Vector128<ulong> s_k512 = FoldConstant(512);
-    private static readonly Vector512<ulong> s_z512 = Wide(FoldConstant(512));
-    private static readonly Vector512<ulong> s_z1024 = Wide(FoldConstant(1024));
-    private static readonly Vector512<ulong> s_z1536 = Wide(FoldConstant(1536));
-    private static readonly Vector512<ulong> s_z2048 = Wide(FoldConstant(2048));
-    // Per-lane distances to the end of a 256-byte block set: accumulator i, lane j folds by 128 * (15 - 4i - j) bits.
-    private static readonly Vector512<ulong> s_t0 = Lanes(1920, 1792, 1664, 1536);
-    private static readonly Vector512<ulong> s_t1 = Lanes(1408, 1280, 1152, 1024);
-    private static readonly Vector512<ulong> s_t2 = Lanes(896, 768, 640, 512);
-    private static readonly Vector512<ulong> s_t3 = Lanes(384, 256, 128, 0);
-
-    private static Vector512<ulong> Lanes(int a, int b, int c, int d) =>
-        Vector512.Create(Vector256.Create(FoldConstant(a), FoldConstant(b)), Vector256.Create(FoldConstant(c), FoldConstant(d)));
-
+    private static readonly FoldConstants s_fold = new(XPowModP);
     private static readonly ulong s_x128 = XPowModP(128);
     private static readonly ulong s_mu = BarrettMu();
     private static readonly Vector128<byte> s_swap128 = Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -97,14 +81,11 @@ public static class Crc64Nvme
         {
             return ~Table<TCopy>(ulong.MaxValue, ref src, ref dst, 0, length);
         }
+        // The initial value (all ones, its own reverse) goes in the first block's 64 most significant bits.
         nuint pos;
         Vector128<ulong> x = kernel == 512 && length >= 256
-            ? Fold512<TCopy>(ref src, ref dst, length, out pos)
-            : Fold128<TCopy>(ref src, ref dst, length, out pos);
-        for (; length - pos >= 16; pos += 16)
-        {
-            x = Fold(x, s_k128) ^ Load128<TCopy>(ref src, ref dst, pos);
-        }
+            ? PclmulFolding.Fold512<Scheme, TCopy>(Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL), ref src, ref dst, length, out pos)
+            : PclmulFolding.Fold128<Scheme, TCopy>(Vector128.Create(0UL, ulong.MaxValue), ref src, ref dst, length, out pos);
         ulong reflected = ReverseBits(Reduce(x));
         return ~Table<TCopy>(reflected, ref src, ref dst, pos, length);
     }
@@ -126,88 +107,35 @@ public static class Crc64Nvme
 
     // ---------------------------------------------------------------- folding
 
-    // The first block carries the initial value (all ones, its own reverse) in its 64 most significant bits.
-    private static Vector128<ulong> Fold128<TCopy>(ref byte src, ref byte dst, nuint length, out nuint pos)
-        where TCopy : struct, ICopyMode
+    /// <summary>What the shared folding needs of this CRC: its constants and its block read (bits reversed, byte-swapped).</summary>
+    private readonly struct Scheme : IFoldScheme
     {
-        Vector128<ulong> x0 = Load128<TCopy>(ref src, ref dst, 0) ^ Vector128.Create(0UL, ulong.MaxValue);
-        pos = 16;
-        if (length >= 64)
+        public static FoldConstants Constants => s_fold;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
+            where TCopy : struct, ICopyMode
         {
-            Vector128<ulong> x1 = Load128<TCopy>(ref src, ref dst, 16);
-            Vector128<ulong> x2 = Load128<TCopy>(ref src, ref dst, 32);
-            Vector128<ulong> x3 = Load128<TCopy>(ref src, ref dst, 48);
-            pos = 64;
-            Vector128<ulong> k512 = s_k512;
-            for (; length - pos >= 64; pos += 64)
+            Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
+            if (TCopy.Enabled)
             {
-                x0 = Fold(x0, k512) ^ Load128<TCopy>(ref src, ref dst, pos);
-                x1 = Fold(x1, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 16);
-                x2 = Fold(x2, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 32);
-                x3 = Fold(x3, k512) ^ Load128<TCopy>(ref src, ref dst, pos + 48);
+                v.StoreUnsafe(ref dst, offset);
             }
-            x0 = Fold(x0, s_k384) ^ Fold(x1, s_k256) ^ Fold(x2, s_k128) ^ x3;
+            return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(v, s_bitReverse128, 0), s_swap128).AsUInt64();
         }
-        return x0;
-    }
 
-    private static Vector128<ulong> Fold512<TCopy>(ref byte src, ref byte dst, nuint length, out nuint pos)
-        where TCopy : struct, ICopyMode
-    {
-        Vector512<ulong> x0 = Load512<TCopy>(ref src, ref dst, 0) ^ Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL);
-        Vector512<ulong> x1 = Load512<TCopy>(ref src, ref dst, 64);
-        Vector512<ulong> x2 = Load512<TCopy>(ref src, ref dst, 128);
-        Vector512<ulong> x3 = Load512<TCopy>(ref src, ref dst, 192);
-        pos = 256;
-        Vector512<ulong> k2048 = s_z2048;
-        for (; length - pos >= 256; pos += 256)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
+            where TCopy : struct, ICopyMode
         {
-            x0 = FoldXor(x0, k2048, Load512<TCopy>(ref src, ref dst, pos));
-            x1 = FoldXor(x1, k2048, Load512<TCopy>(ref src, ref dst, pos + 64));
-            x2 = FoldXor(x2, k2048, Load512<TCopy>(ref src, ref dst, pos + 128));
-            x3 = FoldXor(x3, k2048, Load512<TCopy>(ref src, ref dst, pos + 192));
+            Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
+            if (TCopy.Enabled)
+            {
+                v.StoreUnsafe(ref dst, offset);
+            }
+            return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(v, s_bitReverse512, 0), s_swap512).AsUInt64();
         }
-        // Every 128-bit lane straight to the end in one step (x^0 for the last: it stays where it is), then the four lanes.
-        Vector512<ulong> y = Fold(x0, s_t0) ^ Fold(x1, s_t1) ^ Fold(x2, s_t2) ^ Fold(x3, s_t3);
-        Vector256<ulong> h = y.GetLower() ^ y.GetUpper();
-        return h.GetLower() ^ h.GetUpper();
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
-        where TCopy : struct, ICopyMode
-    {
-        Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
-        if (TCopy.Enabled)
-        {
-            v.StoreUnsafe(ref dst, offset);
-        }
-        return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(v, s_bitReverse128, 0), s_swap128).AsUInt64();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
-        where TCopy : struct, ICopyMode
-    {
-        Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
-        if (TCopy.Enabled)
-        {
-            v.StoreUnsafe(ref dst, offset);
-        }
-        return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(v, s_bitReverse512, 0), s_swap512).AsUInt64();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<ulong> Fold(Vector128<ulong> x, Vector128<ulong> k) =>
-        Pclmulqdq.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.CarrylessMultiply(x, k, 0x11);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> Fold(Vector512<ulong> x, Vector512<ulong> k) =>
-        Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ulong> FoldXor(Vector512<ulong> x, Vector512<ulong> k, Vector512<ulong> data) =>
-        Avx512F.TernaryLogic(Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00), Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11), data, 0x96);
 
     /// <summary>(X · x^64) mod P for the 128 bits X still to be reduced: the unreflected CRC.</summary>
     private static ulong Reduce(Vector128<ulong> x)
@@ -239,21 +167,6 @@ public static class Crc64Nvme
         return crc;
     }
 
-    private interface ICopyMode
-    {
-        static abstract bool Enabled { get; }
-    }
-
-    private readonly struct NoCopy : ICopyMode
-    {
-        public static bool Enabled => false;
-    }
-
-    private readonly struct DoCopy : ICopyMode
-    {
-        public static bool Enabled => true;
-    }
-
     private static ulong[] BuildTable()
     {
         var table = new ulong[256];
@@ -270,10 +183,6 @@ public static class Crc64Nvme
     }
 
     // ---------------------------------------------------------------- constants (unreflected)
-
-    private static Vector128<ulong> FoldConstant(int distance) => Vector128.Create(XPowModP(distance), XPowModP(distance + 64));
-
-    private static Vector512<ulong> Wide(Vector128<ulong> k) => Vector512.Create(Vector256.Create(k, k), Vector256.Create(k, k));
 
     // x^n mod P, as a 64-bit polynomial.
     private static ulong XPowModP(int n)
