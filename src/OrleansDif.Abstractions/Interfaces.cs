@@ -167,6 +167,13 @@ public interface IDiskGrain : IGrainWithStringKey
     Task<DiskWriteResult[]> WritePageBatch(DiskCommand[] commands);
 
     /// <summary>
+    /// <see cref="WritePageBatch"/>, then FLUSH CACHE in the same call (a queue of writes and a flush command behind
+    /// one doorbell, as fsync's writeback sends them): when it returns, every write this disk accepted before the
+    /// flush, this batch's and earlier ones, is on the medium of activation <see cref="DiskFlushedBatch.Boot"/>.
+    /// </summary>
+    Task<DiskFlushedBatch> WritePageBatchAndFlush(DiskCommand[] commands);
+
+    /// <summary>
     /// Reads a page (verified) with the version the disk holds for it. With <paramref name="claim"/>: hands out a
     /// new epoch and refuses from then on every command of an older one for this page (a new page activation).
     /// </summary>

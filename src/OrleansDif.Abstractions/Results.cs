@@ -58,6 +58,12 @@ public sealed record DiskWriteResult(
     public static readonly DiskWriteResult Ok = new(true, null);
 }
 
+/// <summary>The results of a batch of page commands and the disk activation whose flush followed them.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DiskFlushedBatch(
+    [property: Id(0)] DiskWriteResult[] Results,
+    [property: Id(1)] long Boot);
+
 /// <summary>A page read from its disk for a page activation: data and PI (verified), the version the disk holds for it, and a new epoch when asked.</summary>
 [GenerateSerializer, Immutable]
 public sealed record DiskPageRead(

@@ -94,6 +94,12 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         return results;
     }
 
+    public async Task<DiskFlushedBatch> WritePageBatchAndFlush(DiskCommand[] commands)
+    {
+        DiskWriteResult[] results = await WritePageBatch(commands);
+        return new DiskFlushedBatch(results, await Flush());
+    }
+
     private void CheckPageCommand(long lba, byte[]? data, long[]? versions)
     {
         int spp = _config!.SectorsPerPage;

@@ -112,6 +112,22 @@ public sealed class DurabilityLedger(long incarnation)
     }
 
     /// <summary>
+    /// Takes what landed in the cache of <paramref name="disk"/> and waits for its flush: a flush about to be sent
+    /// there settles it (<see cref="FlushAnswered"/> with what was taken, or with null to give it back when the
+    /// flush did not answer).
+    /// </summary>
+    public Dictionary<int, (long Version, long Boot)> TakeUnflushed(int disk)
+    {
+        if (!_unflushed.TryGetValue(disk, out var pending) || pending.Count == 0)
+        {
+            return [];
+        }
+        _unflushed[disk] = [];
+        _flushRequested.Remove(disk);
+        return pending;
+    }
+
+    /// <summary>
     /// A flush of <paramref name="disk"/> answered from activation <paramref name="boot"/> (null: it did not answer).
     /// Returns the pages whose landed version was in a cache the disk lost (another boot): written again if their
     /// activation still holds them.

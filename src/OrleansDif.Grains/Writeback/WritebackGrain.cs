@@ -127,6 +127,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 logger.LogWarning(error, "Disk {Disk} of {Volume} could not be flushed; tried again by the next fsync", disk, _volume);
             }
         }
+        await Redirty(redo);
+    }
+
+    /// <summary>Pages whose landed version was in a disk cache that is gone: dirty again if their activation still holds that version.</summary>
+    private async Task Redirty(List<(int Page, long Version)> redo)
+    {
         foreach (var (page, version) in redo)
         {
             try
@@ -177,7 +183,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         // and say so. A dirty page whose writeback did not start (busy, failed) is asked too.
         var begun = new Dictionary<int, WritebackSnapshot>();
         var direct = targets.Where(p => _dirty.IsDirty(p) && !_dirty.IsInFlight(p)).ToHashSet();
-        Task early = direct.Count > 0 ? Flush([.. direct], begun) : Task.CompletedTask;
+        Task early = direct.Count > 0 ? Flush([.. direct], begun, durable: true) : Task.CompletedTask;
         List<int> asked = targets.Where(p => !direct.Contains(p)).ToList();
         PageInfo[] answers = await Task.WhenAll(asked.Select(p => GrainFactory.Page(_volume, p).GetInfo()));
         await early;
@@ -233,7 +239,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             await Task.WhenAll(_dirty.RunsCarrying(plan.Waiting));
             // (The pages written back above at the wanted version are not written again in the first round.)
             await Flush(plan.Waiting.Where(p => !_dirty.IsInFlight(p)
-                && !(round == 0 && begun.ContainsKey(p) && _ledger.LandedVersion(p, plan.ActivationOf(p)) >= plan.VersionOf(p))).ToList());
+                && !(round == 0 && begun.ContainsKey(p) && _ledger.LandedVersion(p, plan.ActivationOf(p)) >= plan.VersionOf(p))).ToList(), durable: true);
             await FlushDisks();
             flushed = true;
             SettleLanded(plan);
@@ -532,7 +538,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     /// Writes back the given pages: runs of contiguous LBAs on one disk (one command each), batched per disk (one disk
     /// call each), all batches in parallel.
     /// </summary>
-    private Task Flush(List<int> pages, Dictionary<int, WritebackSnapshot>? begun = null)
+    private Task Flush(List<int> pages, Dictionary<int, WritebackSnapshot>? begun = null, bool durable = false)
     {
         var tasks = new List<Task>();
         foreach (var (disk, runs) in _dirty.PlanBatches(pages, _config!, MaxRunPages, MaxBatchPages))
@@ -540,12 +546,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             List<int> batch = [.. runs.SelectMany(r => r)];
             _dirty.Start(batch, done.Task);
-            tasks.Add(WriteBatch(disk, runs, batch, done, begun));
+            tasks.Add(WriteBatch(disk, runs, batch, done, begun, durable));
         }
         return Task.WhenAll(tasks);
     }
 
-    private async Task WriteBatch(int disk, List<List<int>> runs, List<int> pages, TaskCompletionSource done, Dictionary<int, WritebackSnapshot>? begun)
+    private async Task WriteBatch(int disk, List<List<int>> runs, List<int> pages, TaskCompletionSource done, Dictionary<int, WritebackSnapshot>? begun, bool durable)
     {
         VolumeConfig config = _config!;
         var snapshots = new WritebackSnapshot?[pages.Count];
@@ -606,7 +612,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             if (spans.Count > 0)
             {
-                await WriteCommands(disk, pages, snapshots, spans);
+                await WriteCommands(disk, pages, snapshots, spans, durable);
             }
         }
         catch (Exception e)
@@ -642,7 +648,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
     }
 
     /// <summary>Builds one command per span of <paramref name="pages"/>, sends them to the disk in one call, and ends every page's writeback.</summary>
-    private async Task WriteCommands(int disk, List<int> pages, WritebackSnapshot?[] snapshots, List<(int Start, int End)> spans)
+    private async Task WriteCommands(int disk, List<int> pages, WritebackSnapshot?[] snapshots, List<(int Start, int End)> spans, bool durable)
     {
         VolumeConfig config = _config!;
         var commands = new DiskCommand[spans.Count];
@@ -678,7 +684,32 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             InjectTransitFault(commands[c], pages, spans[c].Start);
         }
         long t0 = Stopwatch.GetTimestamp();
-        DiskWriteResult[] results = await GrainFactory.Disk(_volume, disk).WritePageBatch(commands);
+        DiskWriteResult[] results;
+        long? flushedBoot = null;
+        if (durable)
+        {
+            // fsync's writeback: the disk flushes behind the batch in the same call, which also settles what landed
+            // there before (taken now: it landed before this call was sent, so before the disk's flush).
+            var covered = _ledger.TakeUnflushed(disk);
+            DiskFlushedBatch batch;
+            try
+            {
+                batch = await GrainFactory.Disk(_volume, disk).WritePageBatchAndFlush(commands);
+            }
+            catch
+            {
+                _ledger.FlushAnswered(disk, covered, null); // still owed a flush
+                throw;
+            }
+            _flushes++;
+            results = batch.Results;
+            flushedBoot = batch.Boot;
+            await Redirty(_ledger.FlushAnswered(disk, covered, batch.Boot));
+        }
+        else
+        {
+            results = await GrainFactory.Disk(_volume, disk).WritePageBatch(commands);
+        }
         double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         _latencies[_latencyCount++ % _latencies.Length] = ms;
         DifMetrics.WritebackIoMs.Record(ms);
@@ -694,7 +725,14 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 DifMetrics.WritebackPages.Add(n);
                 for (int i = start; i <= end; i++)
                 {
-                    _ledger.Landed(pages[i], disk, snapshots[i]!.Version, snapshots[i]!.DirtyGeneration, result.Boot);
+                    if (result.Boot == flushedBoot)
+                    {
+                        _ledger.LandedDurably(pages[i], snapshots[i]!.Version, snapshots[i]!.DirtyGeneration);
+                    }
+                    else
+                    {
+                        _ledger.Landed(pages[i], disk, snapshots[i]!.Version, snapshots[i]!.DirtyGeneration, result.Boot);
+                    }
                 }
             }
             else if (result.Stale)
