@@ -73,6 +73,32 @@ public class DiskTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task ABatchWithItsFlushLeavesThatBatchAndEveryEarlierWriteOnTheMedium()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false });
+        IDiskGrain disk = _grains.Disk(v, 0);
+        int spp = v.SectorsPerPage;
+        var (early, earlyPi) = Command(v, 4 * spp, spp, 50);
+        Assert.True((await disk.WritePages(4 * spp, early, earlyPi, [7])).Accepted); // in the cache only
+        Assert.Equal(0, await disk.FlushedVersion(4 * spp));
+        long flushesBefore = (await disk.GetStats()).Flushes;
+
+        var (a, aPi) = Command(v, 0, 2 * spp, 51);
+        var (c, cPi) = Command(v, 2 * spp, spp, 52);
+        cPi[1] ^= 0x01; // a bad guard tag: refused, the rest goes on
+        DiskFlushedBatch batch = await disk.WritePageBatchAndFlush([new DiskCommand(0, a, aPi, [3, 3]), new DiskCommand(2 * spp, c, cPi, [3])]);
+        Assert.True(batch.Results[0].Accepted);
+        Assert.False(batch.Results[1].Accepted);
+        Assert.Equal(batch.Results[0].Boot, batch.Boot);
+        Assert.Equal(3, await disk.FlushedVersion(0));
+        Assert.Equal(3, await disk.FlushedVersion(spp));
+        Assert.Equal(7, await disk.FlushedVersion(4 * spp)); // landed before the call: the same flush took it
+        Assert.Equal(0, await disk.FlushedVersion(2 * spp));
+        Assert.Equal(flushesBefore + 1, (await disk.GetStats()).Flushes);
+        Assert.Equal(a, (await disk.Read(0, 2 * spp)).Data);
+    }
+
+    [Fact]
     public async Task AMalformedCommandRefusesTheWholeBatchAndNothingIsWritten()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { VersionTags = false });

@@ -51,6 +51,36 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void WhatLandedBeforeAFlushWasSentIsTakenAndSettledByItsAnswer()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 1), 1);
+        ledger.Landed(3, disk: 0, V(5, 1), 1, boot: 1000);
+        ledger.Landed(4, disk: 1, V(5, 1), 1, boot: 2000);
+        var taken = ledger.TakeUnflushed(0);
+        Assert.Equal([3], taken.Keys);
+        Assert.False(ledger.Unflushed(3));                  // taken: a flush under way owns it
+        Assert.True(ledger.Unflushed(4));                   // another disk's: untouched
+        Assert.Empty(ledger.TakeUnflushed(0));
+        Assert.Empty(ledger.FlushAnswered(0, taken, 1000)); // the same boot: on the medium
+        Assert.Equal(V(5, 1), ledger.Durable(3));
+    }
+
+    [Fact]
+    public void WhatWasTakenForAFlushThatDidNotAnswerIsOwedAFlushAgain()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Landed(3, disk: 0, V(5, 1), 1, boot: 1000);
+        var taken = ledger.TakeUnflushed(0);
+        Assert.Empty(ledger.FlushAnswered(0, taken, null));
+        Assert.True(ledger.Unflushed(3));
+        Assert.Equal(0, ledger.Durable(3));
+        // Flushed from another boot: the cache it landed in is gone, and the page is to be written again.
+        Assert.Equal([(3, V(5, 1))], ledger.FlushAnswered(0, ledger.TakeUnflushed(0), 1001));
+        Assert.Equal(0, ledger.Durable(3));
+    }
+
+    [Fact]
     public void AnotherFlushersActivationIsJudgedConservatively()
     {
         var ledger = new DurabilityLedger(Me);
