@@ -345,7 +345,8 @@ public class SiloLossTests(ClusterFixture fixture)
         for (int i = 0; i < run.Length; i++)
         {
             Assert.Equal(b[i], await _grains.Page(v, run[i]).Read(0, 4096));
-            Assert.Equal(PageState.Clean, (await _grains.Page(v, run[i]).GetInfo()).State);
+            PageInfo pi = await _grains.Page(v, run[i]).GetInfo();
+            Assert.True(pi.State == PageState.Clean, $"page {run[i]}: {pi}; the fsync after: {after}; flusher: {await _grains.Flusher(v).GetStats()}");
         }
         await RestoreSilos(cluster);
     }

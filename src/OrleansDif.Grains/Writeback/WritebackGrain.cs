@@ -686,11 +686,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         long t0 = Stopwatch.GetTimestamp();
         DiskWriteResult[] results;
         long? flushedBoot = null;
+        Dictionary<int, (long Version, long Boot)>? covered = null;
         if (durable)
         {
             // fsync's writeback: the disk flushes behind the batch in the same call, which also settles what landed
             // there before (taken now: it landed before this call was sent, so before the disk's flush).
-            var covered = _ledger.TakeUnflushed(disk);
+            covered = _ledger.TakeUnflushed(disk);
             DiskFlushedBatch batch;
             try
             {
@@ -704,7 +705,6 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             _flushes++;
             results = batch.Results;
             flushedBoot = batch.Boot;
-            await Redirty(_ledger.FlushAnswered(disk, covered, batch.Boot));
         }
         else
         {
@@ -728,6 +728,10 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                     if (result.Boot == flushedBoot)
                     {
                         _ledger.LandedDurably(pages[i], snapshots[i]!.Version, snapshots[i]!.DirtyGeneration);
+                        if (covered!.TryGetValue(pages[i], out var before) && before.Version <= snapshots[i]!.Version)
+                        {
+                            covered.Remove(pages[i]); // superseded on the medium by this batch, whatever happened to it
+                        }
                     }
                     else
                     {
@@ -762,6 +766,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             {
                 await StepHooks.PassAsync(_volume, StepHooks.CommandLanded);
             }
+        }
+        if (covered is not null)
+        {
+            // What landed before the call: on the medium if the flush came from the same disk activation, else lost with
+            // its cache (the pages still holding it are dirtied again).
+            await Redirty(_ledger.FlushAnswered(disk, covered, flushedBoot));
         }
         var ending = new List<(int Page, bool Accepted, long Boot, ushort[]? Tags)>();
         for (int c = 0; c < spans.Count; c++)
