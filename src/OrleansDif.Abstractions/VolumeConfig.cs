@@ -49,6 +49,14 @@ public sealed record VolumeConfig
     /// <see cref="AppTag"/> of plain DIF (false), checked by the disks, which cannot see lost writes.
     /// </summary>
     [Id(14)] public bool VersionTags { get; init; } = true;
+    /// <summary>
+    /// A store through a mapping ends with the page's mappings write-protected again and its guard tags computed, as
+    /// copy-in computes them for a write: the next store faults (page_mkwrite), which checks them before it drops
+    /// them. Off: as Linux leaves it, the mapping stays writable until writeback and the page has no tags from the
+    /// store until then (memory corruption in that window is written back under fresh, valid tags). Only with
+    /// <see cref="TagsAtCopyIn"/>.
+    /// </summary>
+    [Id(15)] public bool StoreTags { get; init; } = true;
 
     /// <summary>The application tag that carries page version <paramref name="version"/>: never 0xFFFF, the escape value.</summary>
     public static ushort VersionTag(long version) => (ushort)((ulong)version % 0xFFFF);

@@ -36,6 +36,7 @@ public sealed class VolumeSection
     public bool TagsAtCopyIn { get; set; } = true;
     public bool VerifyOnDisk { get; set; } = true;
     public bool VersionTags { get; set; } = true;
+    public bool StoreTags { get; set; } = true;
 
     public VolumeConfig ToVolumeConfig() => new()
     {
@@ -53,6 +54,7 @@ public sealed class VolumeSection
         TagsAtCopyIn = TagsAtCopyIn,
         VerifyOnDisk = VerifyOnDisk,
         VersionTags = VersionTags,
+        StoreTags = StoreTags,
     };
 }
 

@@ -124,6 +124,7 @@ public sealed class ProtocolSimulation : IDisposable
             StripePages = 2,
             Policy = options.Policy,
             TagsAtCopyIn = options.TagsAtCopyIn,
+            StoreTags = options.StoreTags,
         };
         _images = new DiskImage[_config.Disks];
         _disks = new DiskDevice[_config.Disks];

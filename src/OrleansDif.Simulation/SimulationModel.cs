@@ -10,6 +10,8 @@ public sealed record SimulationOptions
     public int Pages { get; init; } = 8;
     /// <summary>Guard tags computed at copy-in and cached (the volume setting).</summary>
     public bool TagsAtCopyIn { get; init; } = true;
+    /// <summary>A store ends with the page write-protected again and tagged (the volume setting <c>storeTags</c>).</summary>
+    public bool StoreTags { get; init; } = true;
     /// <summary>Memory bit flips, transit bit flips and media bit rot.</summary>
     public bool Faults { get; init; } = true;
     /// <summary>Page activation loss, flusher loss, disk activation loss and power loss.</summary>

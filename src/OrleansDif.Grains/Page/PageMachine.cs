@@ -280,8 +280,10 @@ public sealed class PageMachine
 
     /// <summary>
     /// A store through a mapping. A revoked mapping faults (page_mkwrite): held while the page is under writeback
-    /// under a policy that holds writers, else granted again (<paramref name="faulted"/>). A store computes no CRC:
-    /// every cached tag is stale afterwards.
+    /// under a policy that holds writers, else granted again (<paramref name="faulted"/>). The store itself computes no
+    /// CRC and drops every cached tag (checked first). With <see cref="VolumeConfig.StoreTags"/> the store ends with
+    /// every mapping of the page revoked and the page's tags computed, so the next store faults; without it the
+    /// mapping stays writable and the page untagged until its writeback.
     /// </summary>
     public WriteOutcome Store(long mapping, int offset, ReadOnlySpan<byte> data, out DirtyEffect effect, out bool faulted)
     {
@@ -319,9 +321,30 @@ public sealed class PageMachine
         NextVersionCheck();
         data.CopyTo(_content.AsSpan(offset));
         _validTags = 0;
+        if (_config.StoreTags && _config.TagsAtCopyIn)
+        {
+            // Write-protected again (page_mkclean on every mapping): nothing changes the page behind the cache's back
+            // until the next store faults, so its tags can be computed now and hold until then.
+            foreach (Mapping other in _mappings.Values)
+            {
+                other.Revoked |= other.Writable;
+            }
+            TagWholePage();
+        }
         NextVersion();
         effect = MarkDirty();
         return WriteOutcome.Applied;
+    }
+
+    /// <summary>Computes and caches the guard tag of every sector of the page (one CRC per sector).</summary>
+    private void TagWholePage()
+    {
+        int size = _config.SectorSize;
+        for (int s = 0; s < _tags.Length; s++)
+        {
+            _tags[s] = Crc16T10Dif.Compute(_content.AsSpan(s * size, size));
+        }
+        _validTags = AllSectors;
     }
 
     /// <summary>

@@ -12,9 +12,9 @@ public sealed class PageMachineTests
 
     private static long V(long count) => PageVersion.First(Epoch) + count;
 
-    private static PageMachine Loaded(WritebackPolicy policy, bool tagsAtCopyIn = true, long held = 0)
+    private static PageMachine Loaded(WritebackPolicy policy, bool tagsAtCopyIn = true, long held = 0, bool storeTags = true)
     {
-        var config = new VolumeConfig { Id = "v", Policy = policy, TagsAtCopyIn = tagsAtCopyIn };
+        var config = new VolumeConfig { Id = "v", Policy = policy, TagsAtCopyIn = tagsAtCopyIn, StoreTags = storeTags };
         var machine = new PageMachine(config, page: 3, lba: 24);
         var format = new SectorFormat(config.SectorSize);
         byte[] data = new byte[Size];
@@ -191,7 +191,7 @@ public sealed class PageMachineTests
     [Fact]
     public void AWritableMappingIsRevokedByStableWritebackAndItsStoreFaultsAfterwards()
     {
-        PageMachine m = Loaded(WritebackPolicy.Stable);
+        PageMachine m = Loaded(WritebackPolicy.Stable, storeTags: false); // as Linux: writable until writeback
         long map = m.Map(writable: true);
         long ro = m.Map(writable: false);
         Assert.Equal(WriteOutcome.Applied, m.Store(map, 0, Bytes(4, 1), out DirtyEffect effect, out bool faulted));
@@ -215,9 +215,55 @@ public sealed class PageMachineTests
     }
 
     [Fact]
-    public void BounceNeverRevokesMappings()
+    public void WithStoreTagsAStoreLeavesThePageTaggedAndWriteProtectedSoTheNextStoreFaults()
     {
         PageMachine m = Loaded(WritebackPolicy.Bounce);
+        long map = m.Map(writable: true);
+        long other = m.Map(writable: true);
+        long ro = m.Map(writable: false);
+        Assert.Equal(WriteOutcome.Applied, m.Store(map, 100, Bytes(700, 1), out _, out bool faulted));
+        Assert.False(faulted);
+        Assert.Equal(8, m.ValidTagSectors);  // every sector tagged over the stored content
+        Assert.Equal(2, m.RevokedMappings);  // both writable mappings write-protected again, the read-only one untouched
+        Assert.Equal(WriteOutcome.Applied, m.Store(other, 0, Bytes(4, 2), out _, out faulted));
+        Assert.True(faulted);                // page_mkwrite: the tags are checked before the store drops them
+        Assert.Equal(8, m.ValidTagSectors);
+        Assert.Equal(2, m.Read(0, 1)[0]);
+        Assert.Equal(1, m.Read(100 + 699, 1)[0]);
+        _ = ro;
+
+        // Memory corruption right after a store is in a tagged sector: the next read reports it.
+        m.Bitflip(5 * 512 * 8 + 1);
+        Assert.Equal(StorageError.IntegrityError, Assert.Throws<StorageException>(() => m.Read(5 * 512, 4)).Error);
+        Assert.True(m.Poisoned);
+    }
+
+    [Fact]
+    public void WithStoreTagsAFlipAfterAStoreIsCaughtByTheNextStoresFault()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        long map = m.Map(writable: true);
+        m.Store(map, 0, Bytes(16, 7), out _, out _);
+        m.Bitflip(2 * 512 * 8 + 3);
+        var e = Assert.Throws<StorageException>(() => m.Store(map, 0, Bytes(16, 8), out _, out _));
+        Assert.Equal(StorageError.IntegrityError, e.Error);
+        Assert.Equal(2 + 24, e.Failure!.Lba);
+    }
+
+    [Fact]
+    public void WithoutATagCacheAStoreComputesNoTagsWhateverStoreTagsSays()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable, tagsAtCopyIn: false);
+        long map = m.Map(writable: true);
+        m.Store(map, 0, Bytes(16, 7), out _, out _);
+        Assert.Equal(0, m.ValidTagSectors);
+        Assert.Equal(0, m.RevokedMappings);
+    }
+
+    [Fact]
+    public void BounceNeverRevokesMappings()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Bounce, storeTags: false);
         long map = m.Map(writable: true);
         m.Store(map, 0, Bytes(4, 1), out _, out _);
         m.StartWriteback(Wb1, 1);
@@ -371,7 +417,7 @@ public sealed class PageMachineTests
     [Fact]
     public void TheTagsWrittenBackAreCachedWhereAStoreClearedThem()
     {
-        PageMachine m = Loaded(WritebackPolicy.Stable);
+        PageMachine m = Loaded(WritebackPolicy.Stable, storeTags: false);
         long map = m.Map(writable: true);
         Assert.Equal(WriteOutcome.Applied, m.Store(map, 0, Bytes(600, 9), out _, out _));
         Assert.Equal(0, m.ValidTagSectors);

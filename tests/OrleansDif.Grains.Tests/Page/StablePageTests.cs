@@ -90,7 +90,8 @@ public class StablePageTests(ClusterFixture fixture)
     [Fact]
     public async Task StoreThroughRevokedMappingFaultsAndWaits()
     {
-        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        // As Linux maps a page: writable from the first store until writeback revokes it.
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { StoreTags = false });
         IPageGrain page = _grains.Page(v, 5);
         long map = await page.Map(writable: true);
         byte[] a = TestVolumes.Pattern(20);
@@ -132,9 +133,30 @@ public class StablePageTests(ClusterFixture fixture)
     }
 
     [Fact]
-    public async Task CachedTagsAreReusedForWritesAndRecomputedAfterStores()
+    public async Task WithStoreTagsAStoreLeavesThePageTaggedAndWriteProtectedAndWritebackReusesTheTags()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        IPageGrain mapped = _grains.Page(v, 1);
+        long map = await mapped.Map(true);
+        WriteResult first = await mapped.Store(map, 0, TestVolumes.Pattern(32), false);
+        Assert.False(first.Faulted);
+        PageInfo info = await mapped.GetInfo();
+        Assert.Equal(8, info.ValidTagSectors);  // tagged when the store ended
+        Assert.Equal(0, info.WritableMappings); // and write-protected again
+        Assert.Equal(1, info.RevokedMappings);
+        Assert.True((await mapped.Store(map, 0, TestVolumes.Pattern(33), false)).Faulted); // the next store faults
+
+        Assert.True((await _grains.Flusher(v).Fsync(1, 1)).Durable);
+        WritebackStats stats = await _grains.Flusher(v).GetStats();
+        Assert.Equal(8, stats.CrcReused);
+        Assert.Equal(0, stats.CrcComputed);
+        Assert.Equal(TestVolumes.Pattern(33), await _grains.OnDisk(v, 1));
+    }
+
+    [Fact]
+    public async Task CachedTagsAreReusedForWritesAndRecomputedAfterStores()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { StoreTags = false });
         await _grains.Page(v, 0).Write(0, TestVolumes.Pattern(30), false);
         IPageGrain mapped = _grains.Page(v, 1);
         long map = await mapped.Map(true);
