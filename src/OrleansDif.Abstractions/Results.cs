@@ -138,7 +138,8 @@ public sealed record PageInfo(
     [property: Id(11)] bool LostWrites = false,
     [property: Id(12)] long StaleIntentEpoch = 0,
     [property: Id(13)] long StaleIntentFlusher = 0,
-    [property: Id(14)] long WrittenBoot = 0);
+    [property: Id(14)] long WrittenBoot = 0,
+    [property: Id(15)] long StaleIntentLastAcked = -1);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus

@@ -118,6 +118,23 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// What a power loss takes besides the silos: the machine's page cache, and with it the acknowledged-version
+    /// tables the silos map (they survive a silo's death, not the machine's). Call with every silo down.
+    /// </summary>
+    public void LosePageCache()
+    {
+        if (_processes.Any(p => !p.HasExited))
+        {
+            throw new InvalidOperationException("the page cache goes with the machine: every silo must be down first");
+        }
+        string tables = AckTableLayout.Directory(_config.DataPath);
+        if (Directory.Exists(tables))
+        {
+            Directory.Delete(tables, recursive: true);
+        }
+    }
+
     /// <summary>Starts silo <paramref name="index"/> again (after <see cref="KillAsync"/>) and waits for its gateway.</summary>
     public async Task RestartAsync(int index, TimeSpan timeout, CancellationToken cancellationToken = default)
     {

@@ -122,6 +122,10 @@ public sealed class ChaosMonkey(LocalCluster cluster, int silos, TimeSpan every,
                 (what, said) = ($"silo{victim}", $"killed silo {victim}");
             }
             await Task.WhenAll(down.Select(cluster.KillAsync));
+            if (kind == ChaosKind.PowerLoss)
+            {
+                cluster.LosePageCache();
+            }
             Interlocked.Increment(ref _kills);
             lock (_killed)
             {

@@ -16,6 +16,7 @@ namespace OrleansDif.Grains;
 public sealed class PageGrain(
     ILogger<PageGrain> logger,
     Microsoft.Extensions.Options.IOptions<StorageOptions> options,
+    AckTables acks,
     [PersistentState("intent", FileGrainStorage.Name)] IPersistentState<PageIntentState> intent) : Grain, IPageGrain
 {
     /// <summary>The grain type of pages (the flusher looks up the active ones by it).</summary>
@@ -36,6 +37,8 @@ public sealed class PageGrain(
     private int _heldWriters;
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
     private PageIntentState? _staleIntent;              // the write intent of an earlier activation, until the flusher resolved it
+    private long _staleLastAcked = -1;                  // what that activation acknowledged last (-1: nobody can say)
+    private AckTable? _acks;                            // this volume's acknowledged versions, shared by the machine's silos
     private long _dirtyGen;                             // registrations with the flusher, numbered
     private readonly StateWriteChain _intentWrites = new();
     private int _intentCommits;                         // not yet reported to the flusher
@@ -67,6 +70,7 @@ public sealed class PageGrain(
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
         long version = _machine.Version;
         await Apply(effect);
+        _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, false, _machine.Epoch, _machine.LoadedVersion);
     }
 
@@ -101,6 +105,7 @@ public sealed class PageGrain(
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
         long version = _machine.Version;
         await Apply(effect);
+        _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _machine.Epoch, _machine.LoadedVersion);
     }
 
@@ -121,7 +126,7 @@ public sealed class PageGrain(
         PageMachine m = _machine;
         return new PageInfo(m.State, m.Version, m.DurableVersion, m.ValidTagSectors, m.WritableMappings, m.RevokedMappings,
             _heldWriters, RuntimeIdentity, m.Poisoned, m.Epoch, m.LoadedVersion, _staleIntent is not null,
-            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, m.WrittenBoot);
+            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, m.WrittenBoot, _staleIntent is null ? -1 : _staleLastAcked);
     }
 
     public async Task InjectBitflip(int bit)
@@ -291,8 +296,10 @@ public sealed class PageGrain(
     private async Task WriteIntent(long epoch, long flusher)
     {
         (long oldEpoch, long oldFlusher) = (intent.State.Epoch, intent.State.Flusher);
+        long oldTable = intent.State.AckTable;
         intent.State.Epoch = epoch;
         intent.State.Flusher = flusher;
+        intent.State.AckTable = epoch == 0 ? 0 : _acks?.Id ?? 0;
         try
         {
             await intent.WriteStateAsync();
@@ -301,7 +308,7 @@ public sealed class PageGrain(
         }
         catch
         {
-            (intent.State.Epoch, intent.State.Flusher) = (oldEpoch, oldFlusher);
+            (intent.State.Epoch, intent.State.Flusher, intent.State.AckTable) = (oldEpoch, oldFlusher, oldTable);
             try
             {
                 await intent.ReadStateAsync();
@@ -487,6 +494,7 @@ public sealed class PageGrain(
         _lba = lba;
         _disk = diskGrain;
         _flusher = GrainFactory.Flusher(_volume);
+        _acks = acks.For(_volume, config.Pages);
         DiskPageRead stored = await diskGrain.LoadPage(lba, claim: true);
         var machine = new PageMachine(config, _page, lba) { OnPoisoned = Poisoned };
         if (machine.LoadFrom(stored, $"{_volume} page {_page}") is { Check: CheckKind.Version })
@@ -507,14 +515,20 @@ public sealed class PageGrain(
     {
         long epoch = _machine.Epoch;
         _staleIntent = intent.State.Epoch != 0 && intent.State.Epoch != epoch
-            ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher }
+            ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher, AckTable = intent.State.AckTable }
             : null;
+        // What the earlier activation acknowledged, read before this one records anything: known only from the table
+        // it recorded into, if that table has lived since (no power loss, no reboot).
+        _staleLastAcked = _staleIntent is { AckTable: not 0 } stale && _acks?.Id == stale.AckTable
+            ? _acks.LastAcknowledged(_page, stale.Epoch)
+            : -1;
         if (intent.State.CorruptionReason is string why)
         {
             // The intent was unreadable: whether an earlier activation died holding acknowledged writes cannot be
             // known, so it is asked as an intent no flusher can vouch for: the next fsync reports a possible loss.
             logger.LogError("{Volume} page {Page}: {Why}; the next fsync covering it reports its writes as possibly lost", _volume, _page, why);
             _staleIntent = new PageIntentState { Epoch = -1, Flusher = 0 };
+            _staleLastAcked = -1;
             intent.State.CorruptionReason = null;
         }
         if (_staleIntent is not null)
@@ -606,4 +620,7 @@ public sealed class PageIntentState : IStateCorruption
 
     /// <summary>The flusher activation told of that activation's dirty state.</summary>
     [Id(1)] public long Flusher { get; set; }
+
+    /// <summary>The acknowledgement table that activation records into (<see cref="AckTable.Id"/>; 0: none).</summary>
+    [Id(3)] public long AckTable { get; set; }
 }

@@ -41,6 +41,7 @@ public static class ServiceCollectionExtensions
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
         services.AddPlacementDirector<PageCachePlacement, PageCachePlacementDirector>();
         services.AddSingleton<OpenImages>();
+        services.AddSingleton<AckTables>();
         string stateDirectory = Path.GetFullPath(dataDirectory);
         Orleans.Runtime.Hosting.StorageProviderExtensions.AddGrainStorage(services, FileGrainStorage.Name,
             (provider, _) => new FileGrainStorage(stateDirectory,

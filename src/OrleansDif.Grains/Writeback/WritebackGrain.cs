@@ -199,7 +199,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (info.LostWrites)
             {
                 plan.Judged(page);
-                if (_ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion))
+                if (_ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion, info.StaleIntentLastAcked))
                 {
                     plan.Lost(page);
                 }

@@ -81,6 +81,19 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void AnotherFlushersActivationIsJudgedByWhatItAcknowledgedLastWhenTheTableSays()
+    {
+        var ledger = new DurabilityLedger(Me);
+        // Its flusher died with it: the acknowledgement table says what it acknowledged last.
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9), lastAcknowledged: V(5, 9))); // on the disk
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9), lastAcknowledged: V(5, 7))); // and more
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 8), lastAcknowledged: V(5, 9)));  // one write short
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(4, 3), lastAcknowledged: V(5, 1)));  // none of its writes
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(4, 3), lastAcknowledged: 0));       // it acknowledged none
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9), lastAcknowledged: -1));       // nobody can say
+    }
+
+    [Fact]
     public void AnotherFlushersActivationIsJudgedConservatively()
     {
         var ledger = new DurabilityLedger(Me);
