@@ -36,6 +36,7 @@ public sealed class ContentModel(bool keepUnsynced = false)
         public readonly SortedDictionary<long, (int Offset, byte[] Data)> Writes = [];
         public readonly Dictionary<long, long> Retired = [];              // old activation -> version its successor loaded
         public readonly Dictionary<long, long> RetiredLatest = [];        // old activation -> its highest acknowledged version
+        public readonly HashSet<long> InDoubt = [];                       // activations a write went to and got no answer from
         public int Acknowledged;
     }
 
@@ -111,6 +112,20 @@ public sealed class ContentModel(bool keepUnsynced = false)
         }
     }
 
+    /// <summary>
+    /// A write to <paramref name="page"/> got no answer (its silo died) and is tried again: the activation the model
+    /// follows may have applied and acknowledged it, the answer lost on its way. A loss report for that activation is
+    /// then borne out whatever the writers were told.
+    /// </summary>
+    public void InDoubt(int page)
+    {
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            model.InDoubt.Add(model.Activation);
+        }
+    }
+
     /// <summary>The page as it is now (read before verification): follows it into a new activation.</summary>
     public void Observe(int page, long activation, long loadedVersion)
     {
@@ -126,15 +141,15 @@ public sealed class ContentModel(bool keepUnsynced = false)
 
     /// <summary>
     /// Whether a report that <paramref name="page"/> lost acknowledged writes is borne out: some earlier activation of
-    /// it had acknowledged a version its successor did not load. False: the report named a page whose every
-    /// acknowledged write is on the disk (a false loss report).
+    /// it had acknowledged a version its successor did not load, or had a write in doubt (<see cref="InDoubt"/>).
+    /// False: the report named a page whose every acknowledged write is on the disk (a false loss report).
     /// </summary>
     public bool LossJustified(int page)
     {
         PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
         lock (model)
         {
-            return model.Retired.Any(r => model.RetiredLatest.GetValueOrDefault(r.Key) > r.Value);
+            return model.Retired.Any(r => model.RetiredLatest.GetValueOrDefault(r.Key) > r.Value || model.InDoubt.Contains(r.Key));
         }
     }
 

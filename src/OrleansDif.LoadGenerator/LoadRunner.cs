@@ -323,7 +323,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
     /// With chaos, a call that failed because a silo died is tried again with backoff (a write with the same data
     /// until it is acknowledged, even after the run's end, so no write is left in doubt); without, it is called once.
     /// </summary>
-    private async Task<T> CallAsync<T>(Func<Task<T>> call)
+    private async Task<T> CallAsync<T>(Func<Task<T>> call, Action? retried = null)
     {
         if (chaos is null)
         {
@@ -338,6 +338,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             catch (Exception e) when (Transient(e) && attempt < 40 && !GivenUp)
             {
                 Interlocked.Increment(ref _retried);
+                retried?.Invoke();
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 25 << Math.Min(attempt, 7))), CancellationToken.None);
             }
         }
@@ -606,7 +607,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 }
                 try
                 {
-                    r = await CallAsync(() => grain.Store(map, offset, data, options.Wait));
+                    r = await CallAsync(() => grain.Store(map, offset, data, options.Wait), () => model.InDoubt(page));
                 }
                 catch (StorageException e) when (e.Error == StorageError.UnknownMapping)
                 {
@@ -616,7 +617,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             }
             else
             {
-                r = await CallAsync(() => grain.Write(offset, data, options.Wait));
+                r = await CallAsync(() => grain.Write(offset, data, options.Wait), () => model.InDoubt(page));
             }
             if (r.Status == WriteStatus.Ok)
             {

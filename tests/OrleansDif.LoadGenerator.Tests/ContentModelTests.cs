@@ -129,4 +129,23 @@ public class ContentModelTests
         other.Synced(mark);
         Assert.Equal(1, other.SyncedLost);
     }
+    [Fact]
+    public void ALossReportIsBorneOutByAWriteAcknowledgedAndNotLoadedOrByAWriteInDoubt()
+    {
+        var model = new ContentModel(keepUnsynced: true);
+        model.SetBase(1, Page(0), version: 0, activation: 10);
+        model.Acknowledge(1, 1, 0, [1], activation: 10, loadedVersion: 0);
+        model.Observe(1, activation: 11, loadedVersion: 1);   // came back with everything acknowledged
+        Assert.False(model.LossJustified(1));                 // a report naming it would be false
+        model.Acknowledge(1, 2, 0, [2], activation: 11, loadedVersion: 1);
+        model.Observe(1, activation: 12, loadedVersion: 1);   // came back without version 2
+        Assert.True(model.LossJustified(1));
+
+        // A write that got no answer: the dead activation may have acknowledged it, the answer lost with the silo.
+        model.SetBase(2, Page(0), version: 0, activation: 20);
+        model.Acknowledge(2, 1, 0, [1], activation: 20, loadedVersion: 0);
+        model.InDoubt(2);
+        model.Observe(2, activation: 21, loadedVersion: 1);
+        Assert.True(model.LossJustified(2));
+    }
 }

@@ -165,23 +165,24 @@ public sealed class DurabilityLedger(long incarnation)
     }
 
     /// <summary>
-    /// Did activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk? Exact
-    /// when that activation registered with this flusher activation (<paramref name="flusher"/>): lost if writes
-    /// were owed, or if what landed is more than the next activation found (<paramref name="loadedVersion"/>).
-    /// Another flusher's knowledge died with it; then exact too when the page's acknowledgement table says what the
-    /// activation acknowledged last (<paramref name="lastAcknowledged"/>: a version, 0 for nothing): lost if that is
-    /// more than the next activation found; and when nobody can say (-1), yes (conservative). Forgets the activation
-    /// either way.
+    /// Did activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk? When the
+    /// page's acknowledgement table says what that activation acknowledged last (<paramref name="lastAcknowledged"/>:
+    /// a version, 0 for nothing), exactly that: lost if it is more than the next activation found
+    /// (<paramref name="loadedVersion"/>). Else, when that activation registered with this flusher activation
+    /// (<paramref name="flusher"/>), by what it registered (a write is registered before it is acknowledged, so this
+    /// may name a write never acknowledged): lost if writes were owed, or if what landed is more than the next
+    /// activation found. Else nobody can say (-1, and another flusher's knowledge died with it): yes (conservative).
+    /// Forgets the activation either way.
     /// </summary>
     public bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion, long lastAcknowledged = -1)
     {
         bool owed = _owed.Remove((page, epoch));
         bool short_ = _landed.Remove((page, epoch), out long landed) && loadedVersion < landed;
-        if (flusher == Incarnation)
+        if (lastAcknowledged >= 0)
         {
-            return owed || short_;
+            return loadedVersion < lastAcknowledged;
         }
-        return lastAcknowledged < 0 || loadedVersion < lastAcknowledged;
+        return flusher != Incarnation || owed || short_;
     }
 
     /// <summary>

@@ -94,6 +94,17 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void TheTableOverridesWhatWasRegisteredButNeverAcknowledged()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Registered(3, V(5, 2), 2);   // registered, and the silo died before the write was acknowledged
+        Assert.False(ledger.JudgeLoss(3, 5, Me, loadedVersion: V(5, 1), lastAcknowledged: V(5, 1)));
+        ledger.Registered(3, V(6, 2), 2);
+        Assert.True(ledger.JudgeLoss(3, 6, Me, loadedVersion: V(6, 1), lastAcknowledged: V(6, 2)));
+        Assert.DoesNotContain(3, ledger.PendingPages); // judged and forgotten either way
+    }
+
+    [Fact]
     public void AnotherFlushersActivationIsJudgedConservatively()
     {
         var ledger = new DurabilityLedger(Me);
