@@ -60,6 +60,12 @@ public sealed class ProtocolSimulation : IDisposable
         public bool InCache;                                    // a command for the page is in its disk's cache: the next flush writes the slot
         public bool PoisonSeen;
         public int FlipsInjected;        // memory faults ever injected into this page (any activation)
+        // The write intent and the acknowledgement table, as the page grain keeps them:
+        public long IntentEpoch;         // the activation that registered with a flusher (0: none)
+        public long IntentFlusher;       // the flusher activation it registered with last
+        public bool TableGood;           // its table entry outlived it (no power loss since it registered)
+        public long LastAcked;           // the last version that activation acknowledged (0: none)
+        public (long Epoch, long Flusher, long LastAcked, bool TableGood)? Question; // of a dead activation, asked at the next load
     }
 
     /// <summary>
@@ -278,6 +284,7 @@ public sealed class ProtocolSimulation : IDisposable
         var machine = new PageMachine(_config, slot.Page, slot.Lba);
         ProtectionFailure? failure = machine.LoadFrom(stored, $"page {slot.Page}");
         slot.Machine = machine;
+        JudgeQuestion(slot, machine.LoadedVersion);
         slot.Generation = 0;
         slot.Mapping = 0;
         slot.Taints.Clear();
@@ -303,6 +310,33 @@ public sealed class ProtocolSimulation : IDisposable
         CheckLoaded(slot, stored);
         Log($"load page {slot.Page}: epoch {stored.Epoch} held {Describe(stored.HeldVersion)}");
         return machine;
+    }
+
+    /// <summary>
+    /// The new activation found an earlier one's intent: the flusher judges, from its ledger and from what the
+    /// acknowledgement table says that activation acknowledged last (nothing when a power loss took the table), whether
+    /// it died holding acknowledged writes the disk does not have. Checked against what clients were told.
+    /// </summary>
+    private void JudgeQuestion(Slot slot, long loadedVersion)
+    {
+        if (slot.Question is not { } q)
+        {
+            return;
+        }
+        slot.Question = null;
+        long table = q.TableGood ? q.LastAcked : -1;
+        bool lost = _ledger.JudgeLoss(slot.Page, q.Epoch, q.Flusher, loadedVersion, table);
+        bool truth = q.LastAcked > loadedVersion;
+        bool couldKnow = q.TableGood || q.Flusher == _ledger.Incarnation;
+        Count(lost ? (truth ? "losses judged lost" : couldKnow ? "losses judged lost falsely" : "losses judged lost conservatively") : "losses judged not lost");
+        if (truth && !lost)
+        {
+            Violate(Invariant.LossNotReported, $"page {slot.Page}: activation {q.Epoch} acknowledged {Describe(q.LastAcked)}, the disk gave back {Describe(loadedVersion)}, and the flusher judged nothing lost");
+        }
+        else if (!truth && lost && couldKnow)
+        {
+            Violate(Invariant.FalseLossReport, $"page {slot.Page}: activation {q.Epoch} acknowledged {Describe(q.LastAcked)}, the disk gave back {Describe(loadedVersion)}, and the flusher judged it lost (table {(q.TableGood ? "good" : "gone")}, registered with flusher {q.Flusher}, now {_ledger.Incarnation})");
+        }
     }
 
     /// <summary>A page loaded good: its content is what clients wrote at the version the disk holds, never older than synced.</summary>
@@ -445,6 +479,10 @@ public sealed class ProtocolSimulation : IDisposable
         }
         _contents[(slot.Page, m.Version)] = (byte[])slot.Expected.Clone();
         Register(slot, m, effect);
+        if (slot.IntentEpoch == m.Epoch)
+        {
+            slot.LastAcked = m.Version; // acknowledged: the grain records it in the table before it returns
+        }
         Count(what + "s");
         Log($"{what} page {slot.Page} [{offset}+{data.Length}] -> {Describe(m.Version)} ({effect})");
     }
@@ -458,6 +496,13 @@ public sealed class ProtocolSimulation : IDisposable
         }
         _ledger.Registered(slot.Page, m.Version, ++slot.Generation);
         _dirty.Add(slot.Page);
+        if (slot.IntentEpoch != m.Epoch)
+        {
+            slot.IntentEpoch = m.Epoch;
+            slot.LastAcked = 0;
+            slot.TableGood = true; // recorded into the table that lives now
+        }
+        slot.IntentFlusher = _ledger.Incarnation;
     }
 
     private bool Read()
@@ -762,7 +807,7 @@ public sealed class ProtocolSimulation : IDisposable
         Flight f = Pick(current);
         if (f.Machine.ExpireLease(f.Snapshot.WritebackId))
         {
-            _dirty.Add(f.Slot.Page);
+            Register(f.Slot, f.Machine, DirtyEffect.Register); // as the grain's lease timer does: the page registers again
             Count("leases expired");
             Log($"lease of page {f.Slot.Page}'s writeback at {Describe(f.Snapshot.Version)} expired");
         }
@@ -923,6 +968,13 @@ public sealed class ProtocolSimulation : IDisposable
 
     private void DropActivation(Slot slot)
     {
+        if (slot.Machine is { } dead && slot.IntentEpoch == dead.Epoch)
+        {
+            // Its intent stays on disk: the next activation asks about it (an earlier question not yet asked is
+            // overwritten, as the grain's single intent record is).
+            slot.Question = (slot.IntentEpoch, slot.IntentFlusher, slot.LastAcked, slot.TableGood);
+            slot.IntentEpoch = 0;
+        }
         slot.Machine = null;
         slot.Mapping = 0;
         foreach (Taint t in slot.Taints.Values)
@@ -1041,6 +1093,7 @@ public sealed class ProtocolSimulation : IDisposable
     {
         foreach (Slot slot in _slots)
         {
+            slot.TableGood = false; // the acknowledgement table lived in the page cache
             DropActivation(slot);
         }
         _flights.Clear();
@@ -1144,7 +1197,7 @@ public sealed class ProtocolSimulation : IDisposable
         {
             if (ReferenceEquals(f.Slot.Machine, f.Machine) && f.Machine.ExpireLease(f.Snapshot.WritebackId))
             {
-                _dirty.Add(f.Slot.Page);
+                Register(f.Slot, f.Machine, DirtyEffect.Register);
             }
         }
         _flights.Clear();

@@ -51,6 +51,16 @@ public enum Invariant
     DrainNotDurable,
     /// <summary>At the end, an injected fault with no outcome: neither detected, nor masked, nor counted in the known window.</summary>
     FaultUnaccounted,
+    /// <summary>
+    /// A page activation died holding an acknowledged write that is not on the disk, and the flusher judged it not
+    /// lost: an fsync would pass the loss by.
+    /// </summary>
+    LossNotReported,
+    /// <summary>
+    /// A page activation died with every acknowledged write on the disk, and the flusher judged it lost although it
+    /// could know better (the acknowledgement table was good, or the activation registered with this flusher).
+    /// </summary>
+    FalseLossReport,
 }
 
 /// <summary>An invariant that failed: at which step, and what was seen.</summary>
