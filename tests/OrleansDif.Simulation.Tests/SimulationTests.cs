@@ -20,7 +20,8 @@ public sealed class SimulationTests
         Assert.True(results.All(r => r.Passed), Explain(results));
         // The schedules did what they are for: every kind of event happened, many times over.
         foreach (string e in new[] { "power losses", "page activations lost", "flusher activations lost", "disk activations lost", "leases expired",
-                     "stale commands fenced", "pages dirtied again", "flushes cut short", "fsyncs returned", "fsync pages reported lost", "unstable guard rejections", "writes refused under writeback" })
+                     "stale commands fenced", "pages dirtied again", "flushes cut short", "fsyncs returned", "fsync pages reported lost", "unstable guard rejections", "writes refused under writeback",
+                     "losses judged lost", "losses judged not lost", "losses judged lost conservatively", "stores faulted" })
         {
             Assert.True(results.Sum(r => r.Count(e)) >= 20, $"{e}: {results.Sum(r => r.Count(e))}");
         }
@@ -30,6 +31,16 @@ public sealed class SimulationTests
         }
         // Under stable and bounce no guard rejection without a fault (an invariant); under unstable they happen.
         Assert.All(results.Where(r => r.Options.Policy != WritebackPolicy.Unstable), r => Assert.Equal(0, r.Count("unstable guard rejections")));
+        // With tags cached at copy-in and after every store, no memory flip goes out unchecked under stable and bounce.
+        Assert.All(results.Where(r => r.Options.Policy != WritebackPolicy.Unstable), r => Assert.Equal(0, r.Faults["memory-bitflip"].SilentInWindow));
+    }
+
+    [Fact]
+    public void WithStoresLeavingPagesUntaggedAsLinuxDoesTheInvariantsStillHoldAndTheWindowShows()
+    {
+        SimulationResult[] results = SimulationRunner.RunMany(7001, 300, All, new SimulationOptions { StoreTags = false });
+        Assert.True(results.All(r => r.Passed), Explain(results));
+        Assert.True(results.Where(r => r.Options.Policy == WritebackPolicy.Stable).Sum(r => r.Faults["memory-bitflip"].SilentInWindow) > 0);
     }
 
     [Fact]
