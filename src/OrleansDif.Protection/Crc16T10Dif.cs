@@ -240,24 +240,14 @@ public static class Crc16T10Dif
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode
         {
-            Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
-            if (TCopy.Enabled)
-            {
-                v.StoreUnsafe(ref dst, offset);
-            }
-            return Ssse3.Shuffle(v, s_reverse128).AsUInt64();
+            return Ssse3.Shuffle(CopyingRead.Read128<TCopy>(ref src, ref dst, offset), s_reverse128).AsUInt64();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode
         {
-            Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
-            if (TCopy.Enabled)
-            {
-                v.StoreUnsafe(ref dst, offset);
-            }
-            return Avx512BW.Shuffle(v, s_reverse512).AsUInt64();
+            return Avx512BW.Shuffle(CopyingRead.Read512<TCopy>(ref src, ref dst, offset), s_reverse512).AsUInt64();
         }
     }
 
@@ -309,12 +299,7 @@ public static class Crc16T10Dif
     private static Vector256<ulong> Load256<TCopy>(ref byte src, ref byte dst, nuint offset)
         where TCopy : struct, ICopyMode
     {
-        Vector256<byte> v = Vector256.LoadUnsafe(ref src, offset);
-        if (TCopy.Enabled)
-        {
-            v.StoreUnsafe(ref dst, offset);
-        }
-        return Avx2.Shuffle(v, s_reverse256).AsUInt64();
+        return Avx2.Shuffle(CopyingRead.Read256<TCopy>(ref src, ref dst, offset), s_reverse256).AsUInt64();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -116,24 +116,14 @@ public static class Crc64Nvme
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode
         {
-            Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
-            if (TCopy.Enabled)
-            {
-                v.StoreUnsafe(ref dst, offset);
-            }
-            return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(v, s_bitReverse128, 0), s_swap128).AsUInt64();
+            return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(CopyingRead.Read128<TCopy>(ref src, ref dst, offset), s_bitReverse128, 0), s_swap128).AsUInt64();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode
         {
-            Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
-            if (TCopy.Enabled)
-            {
-                v.StoreUnsafe(ref dst, offset);
-            }
-            return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(v, s_bitReverse512, 0), s_swap512).AsUInt64();
+            return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(CopyingRead.Read512<TCopy>(ref src, ref dst, offset), s_bitReverse512, 0), s_swap512).AsUInt64();
         }
     }
 

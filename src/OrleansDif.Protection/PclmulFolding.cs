@@ -20,6 +20,46 @@ internal readonly struct DoCopy : ICopyMode
     public static bool Enabled => true;
 }
 
+/// <summary>A kernel's block read: the bytes at <c>offset</c>, also stored to the destination when it copies.</summary>
+internal static class CopyingRead
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Read128<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector128<byte> v = Vector128.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Read256<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector256<byte> v = Vector256.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Read512<TCopy>(ref byte src, ref byte dst, nuint offset)
+        where TCopy : struct, ICopyMode
+    {
+        Vector512<byte> v = Vector512.LoadUnsafe(ref src, offset);
+        if (TCopy.Enabled)
+        {
+            v.StoreUnsafe(ref dst, offset);
+        }
+        return v;
+    }
+}
+
 /// <summary>
 /// The folding constants of one CRC polynomial P, each 128-bit lane as [x^D mod P, x^(D+64) mod P] for a fold over
 /// D bits, derived from the polynomial's x^n mod P.
