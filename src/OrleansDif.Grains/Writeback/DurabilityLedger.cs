@@ -67,6 +67,20 @@ public sealed class DurabilityLedger(long incarnation)
         Flushed(page, version);
     }
 
+    /// <summary>
+    /// The same for a command sent with its disk's flush behind it: what landed on that disk before
+    /// (<paramref name="covered"/>, taken by <see cref="TakeUnflushed"/> for that flush) is superseded on the medium
+    /// for this page, whatever happened to it, and is dropped from what the flush settles.
+    /// </summary>
+    public void LandedDurably(int page, long version, long generation, Dictionary<int, (long Version, long Boot)> covered)
+    {
+        LandedDurably(page, version, generation);
+        if (covered.TryGetValue(page, out var before) && before.Version <= version)
+        {
+            covered.Remove(page);
+        }
+    }
+
     private void Paid(int page, long version, long generation)
     {
         var key = (page, PageVersion.EpochOf(version));

@@ -727,11 +727,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 {
                     if (result.Boot == flushedBoot)
                     {
-                        _ledger.LandedDurably(pages[i], snapshots[i]!.Version, snapshots[i]!.DirtyGeneration);
-                        if (covered!.TryGetValue(pages[i], out var before) && before.Version <= snapshots[i]!.Version)
-                        {
-                            covered.Remove(pages[i]); // superseded on the medium by this batch, whatever happened to it
-                        }
+                        _ledger.LandedDurably(pages[i], snapshots[i]!.Version, snapshots[i]!.DirtyGeneration, covered!);
                     }
                     else
                     {

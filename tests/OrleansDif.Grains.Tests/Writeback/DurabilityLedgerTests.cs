@@ -67,6 +67,18 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void AVersionInALostCacheThatTheFlushedBatchSupersededIsNotWrittenAgain()
+    {
+        var ledger = new DurabilityLedger(Me);
+        ledger.Landed(3, disk: 0, V(5, 1), 1, boot: 1000);  // in a cache that then went with its silo
+        ledger.Landed(4, disk: 0, V(5, 1), 1, boot: 1000);
+        var covered = ledger.TakeUnflushed(0);
+        ledger.LandedDurably(3, V(5, 2), 2, covered);        // the batch sent with the flush carried page 3 again
+        Assert.Equal([(4, V(5, 1))], ledger.FlushAnswered(0, covered, 1001)); // only page 4 is lost with the cache
+        Assert.Equal(V(5, 2), ledger.Durable(3));
+    }
+
+    [Fact]
     public void WhatWasTakenForAFlushThatDidNotAnswerIsOwedAFlushAgain()
     {
         var ledger = new DurabilityLedger(Me);
