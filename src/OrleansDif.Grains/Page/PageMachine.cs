@@ -247,11 +247,7 @@ public sealed class PageMachine
         Poisoned = PoisonedAtLoad = false; // a whole-page write replaces the corrupt content and every tag with it
         if (_config.TagsAtCopyIn)
         {
-            Range touched = PageCopyIn.CopyIn(data, _content, offset, size, _tags);
-            for (int s = touched.Start.Value; s < touched.End.Value; s++)
-            {
-                _validTags |= 1UL << s;
-            }
+            CopyInTagged(offset, data);
         }
         else
         {
@@ -280,10 +276,10 @@ public sealed class PageMachine
 
     /// <summary>
     /// A store through a mapping. A revoked mapping faults (page_mkwrite): held while the page is under writeback
-    /// under a policy that holds writers, else granted again (<paramref name="faulted"/>). The store itself computes no
-    /// CRC and drops every cached tag (checked first). With <see cref="VolumeConfig.StoreTags"/> the store ends with
-    /// every mapping of the page revoked and the page's tags computed, so the next store faults; without it the
-    /// mapping stays writable and the page untagged until its writeback.
+    /// under a policy that holds writers, else granted again (<paramref name="faulted"/>). The cached tags are checked
+    /// first. With <see cref="VolumeConfig.StoreTags"/> the store ends with every mapping of the page revoked, so it is
+    /// a copy-in like a write's (the sectors it touched get fresh tags) and the next store faults; without it the
+    /// mapping stays writable, and the store drops every tag: the page is untagged until its writeback.
     /// </summary>
     public WriteOutcome Store(long mapping, int offset, ReadOnlySpan<byte> data, out DirtyEffect effect, out bool faulted)
     {
@@ -319,32 +315,35 @@ public sealed class PageMachine
             }
         }
         NextVersionCheck();
-        data.CopyTo(_content.AsSpan(offset));
-        _validTags = 0;
         if (_config.StoreTags && _config.TagsAtCopyIn)
         {
             // Write-protected again (page_mkclean on every mapping): nothing changes the page behind the cache's back
-            // until the next store faults, so its tags can be computed now and hold until then.
+            // until the next store faults, so the store is a copy-in like a write's: the sectors it touched get fresh
+            // tags, the others keep the ones just checked.
             foreach (Mapping other in _mappings.Values)
             {
                 other.Revoked |= other.Writable;
             }
-            TagWholePage();
+            CopyInTagged(offset, data);
+        }
+        else
+        {
+            data.CopyTo(_content.AsSpan(offset));
+            _validTags = 0;
         }
         NextVersion();
         effect = MarkDirty();
         return WriteOutcome.Applied;
     }
 
-    /// <summary>Computes and caches the guard tag of every sector of the page (one CRC per sector).</summary>
-    private void TagWholePage()
+    /// <summary>Copies <paramref name="data"/> in at <paramref name="offset"/>, computing and caching the tags of the sectors it touches.</summary>
+    private void CopyInTagged(int offset, ReadOnlySpan<byte> data)
     {
-        int size = _config.SectorSize;
-        for (int s = 0; s < _tags.Length; s++)
+        Range touched = PageCopyIn.CopyIn(data, _content, offset, _config.SectorSize, _tags);
+        for (int s = touched.Start.Value; s < touched.End.Value; s++)
         {
-            _tags[s] = Crc16T10Dif.Compute(_content.AsSpan(s * size, size));
+            _validTags |= 1UL << s;
         }
-        _validTags = AllSectors;
     }
 
     /// <summary>
