@@ -65,7 +65,7 @@ public static class SiloHost
         {
             // Registered after Orleans: hosted services start in order, so the silo is up when NBD clients come.
             builder.Services.AddHostedService(sp => new NbdHostedService(sp.GetRequiredService<IGrainFactory>(), config, me,
-                sp.GetRequiredService<ILogger<NbdHostedService>>()));
+                sp.GetRequiredService<OrleansDif.Grains.LocalPageCaches>(), sp.GetRequiredService<ILogger<NbdHostedService>>()));
         }
         return builder.Build();
     }

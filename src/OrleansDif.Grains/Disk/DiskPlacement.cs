@@ -7,8 +7,9 @@ namespace OrleansDif.Grains;
 /// Disk d of a volume goes to silo d mod N of the compatible silos in address order: a volume's disks are
 /// spread evenly over the cluster (a hash could put two of three disks on one silo), and the same disk lands
 /// on the same silo for as long as the membership is the same. A key without a number (a volume's flusher)
-/// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too, unless it is activated
-/// by a call that keeps pages local (<see cref="PagePlacement.LocalKey"/>): then it goes where those pages are.
+/// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too, unless the calling
+/// silo keeps that volume's page cache (<see cref="LocalPageCaches"/>, or a call carrying <see cref="PagePlacement.LocalKey"/>):
+/// then it goes where those pages are.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed class DiskSpreadPlacement : PlacementStrategy
@@ -19,7 +20,7 @@ public sealed class DiskSpreadPlacement : PlacementStrategy
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
 public sealed class DiskSpreadPlacementAttribute() : PlacementAttribute(DiskSpreadPlacement.Instance);
 
-public sealed class DiskSpreadPlacementDirector : IPlacementDirector
+public sealed class DiskSpreadPlacementDirector(LocalPageCaches? local = null) : IPlacementDirector
 {
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
@@ -32,7 +33,7 @@ public sealed class DiskSpreadPlacementDirector : IPlacementDirector
         int slash = key.LastIndexOf('/');
         int n = -1;
         bool numbered = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out n) && n >= 0;
-        if (!numbered && PageCachePlacementDirector.WantsLocal(target, context))
+        if (!numbered && PageCachePlacementDirector.WantsLocal(target, context, local, key))
         {
             // A volume's flusher activated for pages placed on the calling silo (the NBD front end's) goes with them:
             // the flusher and its page cache talk in one process, as writeback and the page cache share a host.

@@ -38,6 +38,7 @@ public static class ServiceCollectionExtensions
             o.DataDirectory = Path.GetFullPath(dataDirectory);
             o.FaultInjection = faultInjection;
         });
+        services.AddSingleton<LocalPageCaches>();
         services.AddPlacementDirector<DiskSpreadPlacement, DiskSpreadPlacementDirector>();
         services.AddPlacementDirector<PageCachePlacement, PageCachePlacementDirector>();
         services.AddSingleton<OpenImages>();

@@ -14,17 +14,15 @@ public sealed class VolumeDevice : IBlockDevice
     private readonly IGrainFactory _grains;
     private readonly VolumeConfig _volume;
     private readonly FlushCoalescer _flushes;
-    private readonly bool _localPages;
 
-    /// <param name="localPages">
-    /// Pages this device activates go to the silo it runs in (<see cref="PagePlacement.LocalKey"/>): for a device
-    /// inside a silo, whose page calls then stay in the process.
-    /// </param>
-    public VolumeDevice(IGrainFactory grains, VolumeConfig volume, bool localPages = false)
+    /// <summary>
+    /// A device inside a silo registers its volume with the silo's page-cache placement first, so that the pages it
+    /// activates stay in its process.
+    /// </summary>
+    public VolumeDevice(IGrainFactory grains, VolumeConfig volume)
     {
         _grains = grains;
         _volume = volume;
-        _localPages = localPages;
         _flushes = new FlushCoalescer(() => Sync(0, volume.Pages));
     }
 
@@ -34,7 +32,6 @@ public sealed class VolumeDevice : IBlockDevice
     /// <summary>A new open of the device: told of writeback errors recorded from now on.</summary>
     public async Task<VolumeHandle> OpenAsync()
     {
-        MarkLocal(); // this call may be the one that activates the flusher: it goes where the pages go
         ErrorMark now = await Guard(() => _grains.Flusher(_volume.Id).SampleErrors());
         Errors.Start(now);
         return new VolumeHandle(this, now);
@@ -55,7 +52,6 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task<byte[]> ReadAsync(long offset, int length, CancellationToken ct)
     {
-        MarkLocal();
         var (first, last) = Pages(offset, length);
         if (first == last)
         {
@@ -72,7 +68,6 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task WriteAsync(long offset, byte[] data, bool fua, CancellationToken ct)
     {
-        MarkLocal();
         var (first, last) = Pages(offset, data.Length);
         if (first == last)
         {
@@ -92,7 +87,6 @@ public sealed class VolumeDevice : IBlockDevice
 
     public async Task ZeroAsync(long offset, long length, bool fua, CancellationToken ct)
     {
-        MarkLocal();
         byte[] zeroPage = new byte[PageSize]; // never changed: a page copies what it is given
         await ForEachPage(offset, length, (page, inPage, at, count) =>
             WritePage(page, inPage, count == PageSize ? zeroPage : new byte[count]));
@@ -110,15 +104,6 @@ public sealed class VolumeDevice : IBlockDevice
     /// </summary>
     public Task FlushAsync(CancellationToken ct) => _flushes.FlushAsync();
 
-    /// <summary>Page calls of this async flow carry the local-placement hint (the flow's own copy of the request context).</summary>
-    private void MarkLocal()
-    {
-        if (_localPages)
-        {
-            RequestContext.Set(PagePlacement.LocalKey, true);
-        }
-    }
-
     private async Task WritePage(int page, int offset, byte[] data)
     {
         WriteResult r = await _grains.Page(_volume.Id, page).Write(offset, data, wait: true);
@@ -135,7 +120,6 @@ public sealed class VolumeDevice : IBlockDevice
     /// </summary>
     private async Task Sync(int first, int count)
     {
-        MarkLocal();
         FsyncResult r = await Guard(() => _grains.Flusher(_volume.Id).Fsync(first, count, Errors.Seen));
         Errors.Learn(r);
         if (r.ReportsPoison || r.PendingPages is { Length: > 0 })
@@ -209,13 +193,9 @@ public sealed class VolumeCatalog : IExportCatalog
     private readonly Dictionary<string, VolumeConfig> _volumes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Task<VolumeDevice>> _open = new(StringComparer.Ordinal);
 
-    private readonly bool _localPages;
-
-    /// <param name="localPages">The catalog serves from inside a silo: pages go to that silo (see <see cref="VolumeDevice"/>).</param>
-    public VolumeCatalog(IGrainFactory grains, IEnumerable<VolumeConfig> volumes, bool localPages = false)
+    public VolumeCatalog(IGrainFactory grains, IEnumerable<VolumeConfig> volumes)
     {
         _grains = grains;
-        _localPages = localPages;
         foreach (VolumeConfig v in volumes)
         {
             _volumes[v.Id] = v;
@@ -258,6 +238,6 @@ public sealed class VolumeCatalog : IExportCatalog
     private async Task<VolumeDevice> Create(VolumeConfig config)
     {
         await _grains.Volume(config.Id).Create(config);
-        return new VolumeDevice(_grains, config, _localPages);
+        return new VolumeDevice(_grains, config);
     }
 }

@@ -60,4 +60,29 @@ public sealed class PlacementTests
             Assert.Equal(Silos[disk], await director.OnAddActivation(DiskSpreadPlacement.Instance, Target("disk", $"vol7/{disk}", true), here));
         }
     }
+
+    [Fact]
+    public async Task PagesAndTheFlusherOfAVolumeWhosePageCacheIsOnTheCallingSiloStayThereAndItsDisksStillSpread()
+    {
+        var caches = new LocalPageCaches();
+        caches.Serve("vol7");
+        var pages = new PageCachePlacementDirector(caches);
+        var here = new Context(Silos[1]);
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.Equal(Silos[1], await pages.OnAddActivation(PageCachePlacement.Instance, Target("difpage", $"vol7/{i}", false), here));
+        }
+        var other = new HashSet<SiloAddress>();
+        for (int i = 0; i < 200; i++)
+        {
+            other.Add(await pages.OnAddActivation(PageCachePlacement.Instance, Target("difpage", $"vol8/{i}", false), here));
+        }
+        Assert.Equal(3, other.Count); // a volume this silo does not serve spreads as before
+        var spread = new DiskSpreadPlacementDirector(caches);
+        Assert.Equal(Silos[1], await spread.OnAddActivation(DiskSpreadPlacement.Instance, Target("writeback", "vol7", false), here));
+        for (int disk = 0; disk < 3; disk++)
+        {
+            Assert.Equal(Silos[disk], await spread.OnAddActivation(DiskSpreadPlacement.Instance, Target("disk", $"vol7/{disk}", false), here));
+        }
+    }
 }
