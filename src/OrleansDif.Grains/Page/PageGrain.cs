@@ -183,7 +183,7 @@ public sealed class PageGrain(
     public async Task<WritebackSnapshot> BeginWriteback()
     {
         await EnsureLoaded();
-        WritebackSnapshot snapshot = _machine.StartWriteback(Guid.NewGuid(), _dirtyGen);
+        WritebackSnapshot snapshot = _machine.StartWriteback(WritebackIds.Next(), _dirtyGen);
         if (snapshot.Status != BeginStatus.Started)
         {
             return snapshot;
