@@ -39,7 +39,7 @@ public static class Crc16T10Dif
     private static readonly ushort[] s_tables = BuildTables();
 
     // Folding constants (x^D mod P), shared with the 128- and 512-bit folding; the 256-bit kernel's own, two lanes each.
-    private static readonly FoldConstants s_fold = new(XPowModP);
+    private static readonly FoldConstants s_fold = FoldConstants.Unreflected(XPowModP);
     private static readonly Vector256<ulong> s_y256 = Vector256.Create(s_fold.K256, s_fold.K256);
     private static readonly Vector256<ulong> s_y512 = Vector256.Create(s_fold.K512, s_fold.K512);
     private static readonly Vector256<ulong> s_y768 = Vector256.Create(FoldConstants.Lane(XPowModP, 768), FoldConstants.Lane(XPowModP, 768));
@@ -235,6 +235,8 @@ public static class Crc16T10Dif
     private readonly struct Scheme : IFoldScheme
     {
         public static FoldConstants Constants => s_fold;
+
+        public static bool Reflected => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)

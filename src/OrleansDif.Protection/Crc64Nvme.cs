@@ -10,11 +10,12 @@ namespace OrleansDif.Protection;
 /// xorout all ones (check "123456789" = 0xAE8B14860A799888).
 /// </summary>
 /// <remarks>
-/// The vector kernel works in the unreflected domain: the bits of every byte are reversed (GFNI) and each 16-byte
-/// block byte-swapped, so the message reads most significant bit first, as for the CRC-16 kernel. It folds 512-bit
-/// (AVX-512) or 128-bit accumulators with carry-less multiplication by x^D mod P, reduces the last 128 bits with a
-/// Barrett reduction (μ = floor(x^128 / P)), reverses the 64-bit remainder back and finishes any tail bytes with a
-/// reflected table. Every constant is derived from the polynomial at start-up.
+/// The vector kernel folds in the reflected domain, on the bytes as stored (no bit reversal or byte swap per block):
+/// 512-bit (AVX-512) or 128-bit accumulators, carry-less multiplied by reflected constants (bit-reversed x^(D-1) mod
+/// P and x^(D+63) mod P, see <see cref="FoldConstants.Reflected"/>). The last 128 bits are turned back to the
+/// unreflected domain (two 64-bit reversals) and reduced with a Barrett reduction (μ = floor(x^128 / P)); the 64-bit
+/// remainder is reversed back and any tail bytes finished with a reflected table. Every constant is derived from the
+/// polynomial at start-up.
 /// </remarks>
 public static class Crc64Nvme
 {
@@ -25,19 +26,15 @@ public static class Crc64Nvme
     public const ulong ReflectedPolynomial = 0x9A6C9329AC4BC9B5;
 
     private static readonly ulong[] s_table = BuildTable();
-    private static readonly FoldConstants s_fold = new(XPowModP);
-    private static readonly ulong s_x128 = XPowModP(128);
-    private static readonly ulong s_mu = BarrettMu();
-    private static readonly Vector128<byte> s_swap128 = Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    private static readonly Vector512<byte> s_swap512 = Vector512.Create(Vector256.Create(s_swap128, s_swap128), Vector256.Create(s_swap128, s_swap128));
-    private static readonly Vector128<byte> s_bitReverse128 = Vector128.Create(0x8040201008040201UL).AsByte();
-    private static readonly Vector512<byte> s_bitReverse512 = Vector512.Create(0x8040201008040201UL).AsByte();
+    private static readonly FoldConstants s_fold = FoldConstants.Reflected(XPowModP);
+    private static readonly ulong s_x127Reflected = ReverseBits(XPowModP(127));
+    private static readonly ulong s_muReflected = ReverseBits(BarrettMu());
 
-    /// <summary>Whether this CPU runs the 128-bit folding kernel (PCLMULQDQ, GFNI).</summary>
-    public static bool Vector128Supported => Pclmulqdq.IsSupported && Gfni.IsSupported && Ssse3.IsSupported;
+    /// <summary>Whether this CPU runs the 128-bit folding kernel (PCLMULQDQ).</summary>
+    public static bool Vector128Supported => Pclmulqdq.IsSupported;
 
-    /// <summary>Whether this CPU runs the 512-bit folding kernel (VPCLMULQDQ and GFNI on AVX-512).</summary>
-    public static bool Vector512Supported => Vector128Supported && Pclmulqdq.V512.IsSupported && Gfni.V512.IsSupported && Avx512BW.IsSupported;
+    /// <summary>Whether this CPU runs the 512-bit folding kernel (VPCLMULQDQ on AVX-512).</summary>
+    public static bool Vector512Supported => Vector128Supported && Pclmulqdq.V512.IsSupported && Avx512F.IsSupported;
 
     /// <summary>The guard of <paramref name="data"/>.</summary>
     public static ulong Compute(ReadOnlySpan<byte> data) => Compute(data, Vector512Supported ? 512 : Vector128Supported ? 128 : 0);
@@ -81,13 +78,13 @@ public static class Crc64Nvme
         {
             return ~Table<TCopy>(ulong.MaxValue, ref src, ref dst, 0, length);
         }
-        // The initial value (all ones, its own reverse) goes in the first block's 64 most significant bits.
+        // The initial value (all ones, its own reverse) goes on the first block's first 64 bits (its 64 most
+        // significant coefficients).
         nuint pos;
         Vector128<ulong> x = kernel == 512 && length >= 256
-            ? PclmulFolding.Fold512<Scheme, TCopy>(Vector512.Create(0UL, ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL), ref src, ref dst, length, out pos)
-            : PclmulFolding.Fold128<Scheme, TCopy>(Vector128.Create(0UL, ulong.MaxValue), ref src, ref dst, length, out pos);
-        ulong reflected = ReverseBits(Reduce(x));
-        return ~Table<TCopy>(reflected, ref src, ref dst, pos, length);
+            ? PclmulFolding.Fold512<Scheme, TCopy>(Vector512.Create(ulong.MaxValue, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL), ref src, ref dst, length, out pos)
+            : PclmulFolding.Fold128<Scheme, TCopy>(Vector128.Create(ulong.MaxValue, 0UL), ref src, ref dst, length, out pos);
+        return ~Table<TCopy>(Reduce(x), ref src, ref dst, pos, length);
     }
 
     /// <summary>The plain bitwise definition, one bit at a time: the reference every faster path is checked against.</summary>
@@ -107,36 +104,42 @@ public static class Crc64Nvme
 
     // ---------------------------------------------------------------- folding
 
-    /// <summary>What the shared folding needs of this CRC: its constants and its block read (bits reversed, byte-swapped).</summary>
+    /// <summary>What the shared folding needs of this CRC: its reflected constants and its block read (as stored).</summary>
     private readonly struct Scheme : IFoldScheme
     {
         public static FoldConstants Constants => s_fold;
 
+        public static bool Reflected => true;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
-            where TCopy : struct, ICopyMode
-        {
-            return Ssse3.Shuffle(Gfni.GaloisFieldAffineTransform(CopyingRead.Read128<TCopy>(ref src, ref dst, offset), s_bitReverse128, 0), s_swap128).AsUInt64();
-        }
+            where TCopy : struct, ICopyMode =>
+            CopyingRead.Read128<TCopy>(ref src, ref dst, offset).AsUInt64();
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<ulong> Load512<TCopy>(ref byte src, ref byte dst, nuint offset)
-            where TCopy : struct, ICopyMode
-        {
-            return Avx512BW.Shuffle(Gfni.V512.GaloisFieldAffineTransform(CopyingRead.Read512<TCopy>(ref src, ref dst, offset), s_bitReverse512, 0), s_swap512).AsUInt64();
-        }
+            where TCopy : struct, ICopyMode =>
+            CopyingRead.Read512<TCopy>(ref src, ref dst, offset).AsUInt64();
     }
 
-    /// <summary>(X · x^64) mod P for the 128 bits X still to be reduced: the unreflected CRC.</summary>
+    /// <summary>
+    /// (X · x^64) mod P for the 128 bits X still to be reduced, X and the result reflected (the CRC register as a
+    /// reflected CRC keeps it). The unreflected steps, each carry-less product of reversed values read one bit over:
+    /// T = H·(x^128 mod P) + L·x^64, then Barrett with μ = x^64 + μ' (q = Th + ⌊Th·μ' / x^64⌋, remainder
+    /// Tl + (q·P' mod x^64)).
+    /// </summary>
     private static ulong Reduce(Vector128<ulong> x)
     {
-        // X·x^64 = H·x^128 + L·x^64 ≡ H·(x^128 mod P) + L·x^64: 128 bits T.
-        Vector128<ulong> t = Pclmulqdq.CarrylessMultiply(x, Vector128.CreateScalar(s_x128), 0x01) ^ Vector128.Create(0UL, x.ToScalar());
-        ulong th = t.GetElement(1);
-        ulong tl = t.ToScalar();
-        // Barrett: q = floor(Th · μ / x^64) with μ = x^64 + μ'; remainder = Tl ^ low64(q · P').
-        ulong q = th ^ Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(th), Vector128.CreateScalar(s_mu), 0x00).GetElement(1);
-        return tl ^ Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(q), Vector128.CreateScalar(Polynomial), 0x00).ToScalar();
+        // H·x^128 ≡ H·(x^127 mod P)·x: the reversed product is one bit short, which is the factor x. L·x^64 reversed
+        // is L's reversed 64 bits in the low half.
+        Vector128<ulong> t = Pclmulqdq.CarrylessMultiply(x, Vector128.CreateScalar(s_x127Reflected), 0x00) ^ Vector128.CreateScalar(x.GetElement(1));
+        ulong th = t.ToScalar();       // Th reversed
+        ulong tl = t.GetElement(1);    // Tl reversed
+        // ⌊Th·μ' / x^64⌋ reversed: the reversed product's low 64 bits, one bit up.
+        ulong q = th ^ (Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(th), Vector128.CreateScalar(s_muReflected), 0x00).ToScalar() << 1);
+        // q·P' mod x^64 reversed: bits 63..126 of the reversed product.
+        Vector128<ulong> qp = Pclmulqdq.CarrylessMultiply(Vector128.CreateScalar(q), Vector128.CreateScalar(ReflectedPolynomial), 0x00);
+        return tl ^ (qp.GetElement(1) << 1) ^ (qp.ToScalar() >> 63);
     }
 
     // ---------------------------------------------------------------- table (reflected), tails and other CPUs
@@ -213,11 +216,5 @@ public static class Crc64Nvme
         return quotient;
     }
 
-    private static ulong ReverseBits(ulong v)
-    {
-        v = ((v >> 1) & 0x5555555555555555) | ((v & 0x5555555555555555) << 1);
-        v = ((v >> 2) & 0x3333333333333333) | ((v & 0x3333333333333333) << 2);
-        v = ((v >> 4) & 0x0F0F0F0F0F0F0F0F) | ((v & 0x0F0F0F0F0F0F0F0F) << 4);
-        return System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v);
-    }
+    private static ulong ReverseBits(ulong v) => FoldConstants.ReverseBits(v);
 }

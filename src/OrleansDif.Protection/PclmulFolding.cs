@@ -61,39 +61,80 @@ internal static class CopyingRead
 }
 
 /// <summary>
-/// The folding constants of one CRC polynomial P, each 128-bit lane as [x^D mod P, x^(D+64) mod P] for a fold over
-/// D bits, derived from the polynomial's x^n mod P.
+/// The folding constants of one CRC polynomial P: for a fold over D bits, each 128-bit lane holds the two 64-bit
+/// multipliers of the accumulator's halves. Unreflected (message most significant bit first): [x^D mod P,
+/// x^(D+64) mod P]. Reflected (message read as stored, least significant bit first): the halves swap places and each
+/// constant is bit-reversed and taken one power lower, [rev(x^(D+63) mod P), rev(x^(D-1) mod P)], because the
+/// carry-less product of two reversed 64-bit values is the reversed product one bit short of 128.
 /// </summary>
-internal sealed class FoldConstants(Func<int, ulong> xPowModP)
+internal sealed class FoldConstants
 {
-    public Vector128<ulong> K128 { get; } = Lane(xPowModP, 128);
-    public Vector128<ulong> K256 { get; } = Lane(xPowModP, 256);
-    public Vector128<ulong> K384 { get; } = Lane(xPowModP, 384);
-    public Vector128<ulong> K512 { get; } = Lane(xPowModP, 512);
+    private FoldConstants(Func<int, Vector128<ulong>> lane)
+    {
+        K128 = lane(128);
+        K256 = lane(256);
+        K384 = lane(384);
+        K512 = lane(512);
+        Z2048 = Lanes(lane, 2048, 2048, 2048, 2048);
+        T0 = Lanes(lane, 1920, 1792, 1664, 1536);
+        T1 = Lanes(lane, 1408, 1280, 1152, 1024);
+        T2 = Lanes(lane, 896, 768, 640, 512);
+        T3 = Lanes(lane, 384, 256, 128, 0);
+    }
+
+    /// <summary>The constants of a CRC whose message is folded most significant bit first.</summary>
+    public static FoldConstants Unreflected(Func<int, ulong> xPowModP) => new(d => Lane(xPowModP, d));
+
+    /// <summary>
+    /// The constants of a reflected CRC, folded on the bytes as stored. A fold over 0 bits (the last lane of
+    /// <see cref="T3"/>) has no reflected constant for its high half: the lane is [1, 0], and the folding keeps that
+    /// half where it is itself.
+    /// </summary>
+    public static FoldConstants Reflected(Func<int, ulong> xPowModP) => new(d => d == 0
+        ? Vector128.Create(1UL, 0UL)
+        : Vector128.Create(ReverseBits(xPowModP(d + 63)), ReverseBits(xPowModP(d - 1))));
+
+    public Vector128<ulong> K128 { get; }
+    public Vector128<ulong> K256 { get; }
+    public Vector128<ulong> K384 { get; }
+    public Vector128<ulong> K512 { get; }
 
     /// <summary>Four 512-bit accumulators, 256 bytes apart.</summary>
-    public Vector512<ulong> Z2048 { get; } = Lanes(xPowModP, 2048, 2048, 2048, 2048);
+    public Vector512<ulong> Z2048 { get; }
 
     // Per-lane distances to the end of a 256-byte block set: accumulator i, lane j folds by 128 * (15 - 4i - j) bits.
-    public Vector512<ulong> T0 { get; } = Lanes(xPowModP, 1920, 1792, 1664, 1536);
-    public Vector512<ulong> T1 { get; } = Lanes(xPowModP, 1408, 1280, 1152, 1024);
-    public Vector512<ulong> T2 { get; } = Lanes(xPowModP, 896, 768, 640, 512);
-    public Vector512<ulong> T3 { get; } = Lanes(xPowModP, 384, 256, 128, 0);
+    public Vector512<ulong> T0 { get; }
+    public Vector512<ulong> T1 { get; }
+    public Vector512<ulong> T2 { get; }
+    public Vector512<ulong> T3 { get; }
 
+    /// <summary>An unreflected lane, [x^D mod P, x^(D+64) mod P].</summary>
     public static Vector128<ulong> Lane(Func<int, ulong> xPowModP, int distance) =>
         Vector128.Create(xPowModP(distance), xPowModP(distance + 64));
 
-    private static Vector512<ulong> Lanes(Func<int, ulong> xPowModP, int a, int b, int c, int d) =>
-        Vector512.Create(Vector256.Create(Lane(xPowModP, a), Lane(xPowModP, b)), Vector256.Create(Lane(xPowModP, c), Lane(xPowModP, d)));
+    private static Vector512<ulong> Lanes(Func<int, Vector128<ulong>> lane, int a, int b, int c, int d) =>
+        Vector512.Create(Vector256.Create(lane(a), lane(b)), Vector256.Create(lane(c), lane(d)));
+
+    /// <summary>The 64 bits of <paramref name="v"/> in reverse order.</summary>
+    public static ulong ReverseBits(ulong v)
+    {
+        v = ((v >> 1) & 0x5555555555555555) | ((v & 0x5555555555555555) << 1);
+        v = ((v >> 2) & 0x3333333333333333) | ((v & 0x3333333333333333) << 2);
+        v = ((v >> 4) & 0x0F0F0F0F0F0F0F0F) | ((v & 0x0F0F0F0F0F0F0F0F) << 4);
+        return System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v);
+    }
 }
 
 /// <summary>
-/// One CRC as the folding kernels see it: its constants, and how a block of its message is read (and copied) into
-/// the unreflected domain, most significant bit first.
+/// One CRC as the folding kernels see it: its constants, and how a block of its message is read (and copied): into
+/// the unreflected domain, most significant bit first, or as stored for a reflected CRC.
 /// </summary>
 internal interface IFoldScheme
 {
     static abstract FoldConstants Constants { get; }
+
+    /// <summary>The constants are <see cref="FoldConstants.Reflected"/> ones.</summary>
+    static abstract bool Reflected { get; }
 
     static abstract Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
         where TCopy : struct, ICopyMode;
@@ -162,6 +203,11 @@ internal static class PclmulFolding
             x3 = FoldXor(x3, k2048, TScheme.Load512<TCopy>(ref src, ref dst, pos + 192));
         }
         Vector512<ulong> y = Fold(x0, k.T0) ^ Fold(x1, k.T1) ^ Fold(x2, k.T2) ^ Fold(x3, k.T3);
+        if (TScheme.Reflected)
+        {
+            // The last lane folds by x^0: its low half passed through (times 1), its high half stays as it is.
+            y ^= x3 & Vector512.Create(0UL, 0UL, 0UL, 0UL, 0UL, 0UL, 0UL, ulong.MaxValue);
+        }
         Vector256<ulong> h = y.GetLower() ^ y.GetUpper();
         return FoldBlocks<TScheme, TCopy>(h.GetLower() ^ h.GetUpper(), ref src, ref dst, ref pos, length);
     }
