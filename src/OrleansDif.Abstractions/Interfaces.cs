@@ -14,9 +14,15 @@ public interface IVolumeGrain : IGrainWithStringKey
 /// <summary>One 4 KiB page of a volume's page cache. Key: "volume/page".</summary>
 public interface IPageGrain : IGrainWithStringKey
 {
-    /// <summary>Copy-in: copies <paramref name="data"/> at <paramref name="offset"/>, refreshing the cached guard tags of the touched sectors.</summary>
-    Task<WriteResult> Write(int offset, byte[] data, bool wait);
+    /// <summary>
+    /// Copy-in: copies <paramref name="data"/> at <paramref name="offset"/>, refreshing the cached guard tags of the
+    /// touched sectors. The page only reads <paramref name="data"/>, during the call, and the caller leaves it alone
+    /// until the call returns: a call in the same silo passes it without a defensive copy.
+    /// </summary>
+    Task<WriteResult> Write(int offset, [Immutable] byte[] data, bool wait);
 
+    /// <summary>A copy of the page's bytes (made for this answer and never changed: passed on without another copy).</summary>
+    [return: Immutable]
     Task<byte[]> Read(int offset, int length);
 
     /// <summary>Maps the page; returns the mapping id.</summary>
