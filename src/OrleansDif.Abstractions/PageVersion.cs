@@ -19,4 +19,7 @@ public static class PageVersion
     public static long EpochOf(long version) => version >> CountBits;
 
     public static long CountOf(long version) => version & MaxCount;
+
+    /// <summary>"epoch.count", for logs.</summary>
+    public static string Format(long version) => $"{EpochOf(version)}.{CountOf(version)}";
 }

@@ -153,6 +153,18 @@ public sealed class ContentModel(bool keepUnsynced = false)
         }
     }
 
+    /// <summary>What the model knows of <paramref name="page"/>'s activations, for a report's details.</summary>
+    public string Describe(int page)
+    {
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            string retired = string.Join(", ", model.Retired.Select(r =>
+                $"{r.Key}: acknowledged {PageVersion.Format(model.RetiredLatest.GetValueOrDefault(r.Key))}, next loaded {PageVersion.Format(r.Value)}{(model.InDoubt.Contains(r.Key) ? ", a write in doubt" : "")}"));
+            return $"page {page}: now activation {model.Activation} at {PageVersion.Format(model.Latest)}; earlier: {(retired.Length == 0 ? "none" : retired)}";
+        }
+    }
+
     /// <summary>Per page, the activation and newest acknowledged version when an fsync is issued.</summary>
     public IReadOnlyList<(int Page, long Activation, long Version)> SyncMark() =>
         _pages.Select(kv =>

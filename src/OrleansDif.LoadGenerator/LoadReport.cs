@@ -93,7 +93,8 @@ public sealed record ChaosReport(
     [property: JsonPropertyName("writesAfterLastRestart")] long WritesAfterLastRestart,
     [property: JsonPropertyName("kind")] string Kind = "kill-silo",
     [property: JsonPropertyName("powerLosses")] int PowerLosses = 0,
-    [property: JsonPropertyName("falseLossReports")] long FalseLossReports = 0);
+    [property: JsonPropertyName("falseLossReports")] long FalseLossReports = 0,
+    [property: JsonPropertyName("falseLossDetails")] IReadOnlyList<string>? FalseLossDetails = null);
 
 public sealed record TimelinePoint(
     [property: JsonPropertyName("second")] int Second,

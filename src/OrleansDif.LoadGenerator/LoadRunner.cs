@@ -71,6 +71,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         bool ping = options.Workload == Workload.Ping;
         var model = new ContentModel(keepUnsynced: chaos is not null);
         _retried = _fsyncFailures = _lossReports = _falseLossReports = 0;
+        _falseLossDetails.Clear();
         var errors = new ConcurrentQueue<string>();
         var latency = new Dictionary<string, LongConcurrentHistogram>();
         foreach (string kind in new[] { "write", "store", "read", "fsync", "ping" })
@@ -253,11 +254,12 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             Chaos = chaos is null ? null : new ChaosReport(chaos.Kills, chaos.Restarts, model.SyncedLost, model.UnsyncedLost,
                 chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried),
                 chaos.Restarts == 0 ? 0 : Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores) - chaos.WritesAtLastRestart,
-                chaos.Kind == ChaosKind.PowerLoss ? "power-loss" : "kill-silo", chaos.PowerLosses, Interlocked.Read(ref _falseLossReports)),
+                chaos.Kind == ChaosKind.PowerLoss ? "power-loss" : "kill-silo", chaos.PowerLosses, Interlocked.Read(ref _falseLossReports), [.. _falseLossDetails]),
         };
     }
 
     private long _retried, _fsyncFailures, _lossReports, _falseLossReports;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _falseLossDetails = new(); // the model's view of the first false reports
 
     private static DurabilityReport Durability(WritebackStats wbBefore, WritebackStats wbAfter, DiskStats[] diskBefore, DiskStats[] diskAfter, long writes)
     {
@@ -413,6 +415,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                     if (!model.LossJustified(page))
                     {
                         Interlocked.Increment(ref _falseLossReports);
+                        if (_falseLossDetails.Count < 20)
+                        {
+                            _falseLossDetails.Enqueue(model.Describe(page));
+                        }
                     }
                 }
             }

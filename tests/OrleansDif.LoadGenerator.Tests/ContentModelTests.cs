@@ -148,4 +148,19 @@ public class ContentModelTests
         model.Observe(2, activation: 21, loadedVersion: 1);
         Assert.True(model.LossJustified(2));
     }
+
+    [Fact]
+    public void APageIsDescribedByEachActivationWithWhatItAcknowledgedAndWhatItsSuccessorLoaded()
+    {
+        var model = new ContentModel(keepUnsynced: true);
+        long v(long epoch, long count) => PageVersion.First(epoch) + count;
+        model.SetBase(3, Page(0), version: v(5, 0), activation: 5);
+        model.Acknowledge(3, v(5, 1), 0, [1], activation: 5, loadedVersion: v(5, 0));
+        model.Acknowledge(3, v(5, 2), 0, [2], activation: 5, loadedVersion: v(5, 0));
+        model.InDoubt(3);
+        model.Observe(3, activation: 9, loadedVersion: v(5, 1));
+        model.Acknowledge(3, v(9, 1), 0, [3], activation: 9, loadedVersion: v(5, 1));
+        Assert.Equal("page 3: now activation 9 at 9.1; earlier: 5: acknowledged 5.2, next loaded 5.1, a write in doubt", model.Describe(3));
+        Assert.Equal("page 4: now activation 0 at 0.0; earlier: none", model.Describe(4));
+    }
 }

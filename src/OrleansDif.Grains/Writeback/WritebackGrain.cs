@@ -199,16 +199,22 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (info.LostWrites)
             {
                 plan.Judged(page);
-                if (_ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion, info.StaleIntentLastAcked))
+                bool lost = _ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion, info.StaleIntentLastAcked);
+                if (lost)
                 {
                     plan.Lost(page);
                 }
+                logger.LogInformation("{Volume} page {Page}: earlier activation {Epoch} (flusher {Flusher}, this one {Incarnation}) judged {Verdict}: activation {Activation} loaded {Loaded}, the table says {LastAcked}",
+                    _volume, page, info.StaleIntentEpoch, info.StaleIntentFlusher, _ledger.Incarnation, lost ? "lost" : "kept", info.Activation,
+                    PageVersion.Format(info.LoadedVersion), info.StaleIntentLastAcked < 0 ? "nothing" : PageVersion.Format(info.StaleIntentLastAcked));
             }
             _lost.Remove(page);
             // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.
             if (_ledger.DropOwedOfOtherActivations(page, info.Activation))
             {
                 plan.Lost(page);
+                logger.LogInformation("{Volume} page {Page}: an earlier activation than {Activation} left writes owed and no intent: lost",
+                    _volume, page, info.Activation);
             }
             if (info.Poisoned || _poisoned.Contains(page))
             {
@@ -255,6 +261,8 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
                 int p = pages[i];
                 if (durable[i] == DurableStatus.Lost)
                 {
+                    logger.LogInformation("{Volume} page {Page}: lost with its silo while an fsync waited for version {Version} of activation {Activation}",
+                        _volume, p, PageVersion.Format(plan.VersionOf(p)), plan.ActivationOf(p));
                     plan.Lost(p); // its silo died while this fsync ran, with writes the fsync was waiting for
                     RecordLosses(plan, found);
                 }
