@@ -30,12 +30,24 @@ internal static class SiloCommands
     public static string[] Overrides(string[]? set) =>
         (set ?? []).Select(s => s.Contains('=') ? "--" + s : throw new ConfigException($"--set '{s}' is not key=value")).ToArray();
 
+    /// <summary>Environment variable with the silos' minimum log level (e.g. Information: each loss judgment is logged).</summary>
+    public const string LogLevelVariable = "ORLEANSDIF_LOG_LEVEL";
+
+    /// <summary>The level <see cref="LogLevelVariable"/> names; Warning when unset; a usage error when it names none.</summary>
+    public static LogLevel LevelFromEnvironment() => ParseLevel(Environment.GetEnvironmentVariable(LogLevelVariable));
+
+    /// <summary>A log level by name (any case); Warning for null or empty; <see cref="ConfigException"/> otherwise.</summary>
+    public static LogLevel ParseLevel(string? value) =>
+        value is not { Length: > 0 } ? LogLevel.Warning
+        : Enum.TryParse(value, ignoreCase: true, out LogLevel level) && Enum.IsDefined(level) && !int.TryParse(value, out _) ? level
+        : throw new ConfigException($"{LogLevelVariable}='{value}' is not a log level ({string.Join(", ", Enum.GetNames<LogLevel>())})");
+
     public static Command CreateSilo(TextWriter stdout, TextWriter stderr)
     {
         var config = ConfigOption();
         var set = SetOption();
         var index = new Option<int>("--silo") { Description = "Index of this silo in the config", Required = true };
-        var level = new Option<LogLevel>("--log-level") { Description = "Minimum log level", DefaultValueFactory = _ => LogLevel.Warning };
+        var level = new Option<LogLevel?>("--log-level") { Description = $"Minimum log level (default: ${LogLevelVariable}, else Warning; the silos of --local runs take it from there)" };
         var command = new Command("silo", "Run one silo of the cluster config (Ctrl-C or SIGTERM stops it cleanly)") { config, index, set, level };
         command.SetAction(async (parse, ct) =>
         {
@@ -44,7 +56,7 @@ internal static class SiloCommands
             try
             {
                 cluster = ClusterConfig.Load(parse.GetValue(config)!, Overrides(parse.GetValue(set)));
-                host = SiloHost.Build(cluster, parse.GetValue(index), parse.GetValue(level));
+                host = SiloHost.Build(cluster, parse.GetValue(index), parse.GetValue(level) ?? LevelFromEnvironment());
             }
             catch (ConfigException e)
             {
