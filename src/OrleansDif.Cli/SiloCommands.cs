@@ -31,7 +31,7 @@ internal static class SiloCommands
         (set ?? []).Select(s => s.Contains('=') ? "--" + s : throw new ConfigException($"--set '{s}' is not key=value")).ToArray();
 
     /// <summary>Environment variable with the silos' minimum log level (e.g. Information: each loss judgment is logged).</summary>
-    public const string LogLevelVariable = "ORLEANSDIF_LOG_LEVEL";
+    public const string LogLevelVariable = "ODIF_LOG_LEVEL"; // outside the ORLEANSDIF_ configuration prefix
 
     /// <summary>The level <see cref="LogLevelVariable"/> names; Warning when unset; a usage error when it names none.</summary>
     public static LogLevel LevelFromEnvironment() => ParseLevel(Environment.GetEnvironmentVariable(LogLevelVariable));
