@@ -105,8 +105,9 @@ public interface IWritebackGrain : IGrainWithStringKey
     /// <paramref name="generation"/>-th registration. Throttles the caller while the volume has too many dirty pages.
     /// <paramref name="intentCommits"/>: write-intent commits the page made since its last registration (counted).
     /// Returns the flusher activation's incarnation, which the page records in its write intent.
+    /// <paramref name="ackTable"/>: the id of the acknowledgement table the page records into (0: none).
     /// </summary>
-    Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0);
+    Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0, long ackTable = 0);
 
     /// <summary>
     /// A deactivating page hands over its content: written (fenced by its version) and the disk flushed. True when

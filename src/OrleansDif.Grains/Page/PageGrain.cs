@@ -38,6 +38,7 @@ public sealed class PageGrain(
     private Task _registration = Task.CompletedTask;   // the flusher being told that this page is dirty
     private PageIntentState? _staleIntent;              // the write intent of an earlier activation, until the flusher resolved it
     private long _staleLastAcked = -1;                  // what that activation acknowledged last (-1: nobody can say)
+    private long _ackEntryAtLoad = -1;                  // the page's acknowledgement table entry when this activation loaded (-1: no table)
     private AckTable? _acks;                            // this volume's acknowledged versions, shared by the machine's silos
     private long _dirtyGen;                             // registrations with the flusher, numbered
     private readonly StateWriteChain _intentWrites = new();
@@ -126,7 +127,8 @@ public sealed class PageGrain(
         PageMachine m = _machine;
         return new PageInfo(m.State, m.Version, m.DurableVersion, m.ValidTagSectors, m.WritableMappings, m.RevokedMappings,
             _heldWriters, RuntimeIdentity, m.Poisoned, m.Epoch, m.LoadedVersion, _staleIntent is not null,
-            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, m.WrittenBoot, _staleIntent is null ? -1 : _staleLastAcked);
+            _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, m.WrittenBoot, _staleIntent is null ? -1 : _staleLastAcked,
+            _acks?.Id ?? 0, _ackEntryAtLoad);
     }
 
     public async Task InjectBitflip(int bit)
@@ -404,7 +406,7 @@ public sealed class PageGrain(
     {
         int commits = _intentCommits;
         _intentCommits = 0;
-        long flusher = await _flusher.MarkDirty(_page, version, generation, commits);
+        long flusher = await _flusher.MarkDirty(_page, version, generation, commits, _acks?.Id ?? 0);
         await EnsureIntent(flusher);
     }
 
@@ -519,6 +521,7 @@ public sealed class PageGrain(
             : null;
         // What the earlier activation acknowledged, read before this one records anything: known only from the table
         // it recorded into, if that table has lived since (no power loss, no reboot).
+        _ackEntryAtLoad = _acks?.Read(_page) ?? -1;
         _staleLastAcked = _staleIntent is { AckTable: not 0 } stale && _acks?.Id == stale.AckTable
             ? _acks.LastAcknowledged(_page, stale.Epoch)
             : -1;

@@ -9,7 +9,7 @@ namespace OrleansDif.Grains;
 /// </summary>
 public sealed class DurabilityLedger(long incarnation)
 {
-    private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation)> _owed = [];
+    private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation, long AckTable)> _owed = [];
     private readonly Dictionary<(int Page, long Epoch), long> _landed = [];
     private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];
     private readonly Dictionary<int, long> _durable = [];
@@ -34,12 +34,12 @@ public sealed class DurabilityLedger(long incarnation)
     /// A page registered an acknowledged write: <paramref name="version"/> of its activation, its
     /// <paramref name="generation"/>-th registration. Owed until a command carrying a later registration lands.
     /// </summary>
-    public void Registered(int page, long version, long generation)
+    public void Registered(int page, long version, long generation, long ackTable = 0)
     {
         var key = (page, PageVersion.EpochOf(version));
         if (!_owed.TryGetValue(key, out var owed) || owed.Generation < generation)
         {
-            _owed[key] = (version, generation);
+            _owed[key] = (version, generation, ackTable);
         }
     }
 
@@ -171,7 +171,7 @@ public sealed class DurabilityLedger(long incarnation)
             {
                 var key = (page, PageVersion.EpochOf(version));
                 _landed.Remove(key);
-                _owed.TryAdd(key, (version, 0)); // owed again: the page's acknowledged writes are on no disk
+                _owed.TryAdd(key, (version, 0, 0)); // owed again: the page's acknowledged writes are on no disk
                 lost.Add((page, version));
             }
         }
@@ -201,15 +201,30 @@ public sealed class DurabilityLedger(long incarnation)
 
     /// <summary>
     /// Activations of <paramref name="page"/> other than <paramref name="current"/> that left owed writes (and no
-    /// intent to ask about): lost with them. Forgets them; true if there was any.
+    /// intent to ask about): lost with them, unless the acknowledgement table they recorded into says otherwise.
+    /// <paramref name="ackTable"/> and <paramref name="tableEntry"/>: the table the current activation records into
+    /// and what it held for the page when that activation loaded (before it recorded anything; -1: no table). When
+    /// an owed activation registered with that same table: an entry of an earlier activation (or none) means it
+    /// acknowledged nothing, so nothing is lost (a registration precedes the acknowledgement it is for, and the silo
+    /// may have died between them); an entry of its own says exactly what it acknowledged last, lost if more than
+    /// <paramref name="loadedVersion"/>; an entry of a later activation hides it (lost, conservatively). Forgets them
+    /// all; true if any was lost.
     /// </summary>
-    public bool DropOwedOfOtherActivations(int page, long current)
+    public bool DropOwedOfOtherActivations(int page, long current, long loadedVersion = 0, long ackTable = 0, long tableEntry = -1)
     {
-        var keys = _owed.Keys.Where(k => k.Page == page && k.Epoch != current).ToList();
-        foreach (var key in keys)
+        var keys = _owed.Where(kv => kv.Key.Page == page && kv.Key.Epoch != current).ToList();
+        bool lost = false;
+        foreach (var (key, owed) in keys)
         {
             _owed.Remove(key);
+            if (ackTable == 0 || owed.AckTable != ackTable || tableEntry < 0)
+            {
+                lost = true; // nobody can say
+                continue;
+            }
+            long recorder = PageVersion.EpochOf(tableEntry);
+            lost |= tableEntry != 0 && recorder >= key.Epoch && (recorder > key.Epoch || loadedVersion < tableEntry);
         }
-        return keys.Count > 0;
+        return lost;
     }
 }

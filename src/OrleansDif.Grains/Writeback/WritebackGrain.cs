@@ -54,12 +54,12 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
         await StoreErrors(); // this activation's block of error numbers, reserved before any is given out
     }
 
-    public async Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0)
+    public async Task<long> MarkDirty(int page, long version, long generation, int intentCommits = 0, long ackTable = 0)
     {
         VolumeConfig config = await Config();
         CheckPage(config, page, 1);
         _intentCommits += intentCommits;
-        _ledger.Registered(page, version, generation);
+        _ledger.Registered(page, version, generation, ackTable);
         _poisoned.Remove(page); // dirty again: written whole since it was poisoned
         _dirty.MarkDirty(page, Stopwatch.GetTimestamp());
         if (_dirty.DirtyCount > config.DirtyThreshold)
@@ -210,7 +210,7 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             }
             _lost.Remove(page);
             // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.
-            if (_ledger.DropOwedOfOtherActivations(page, info.Activation))
+            if (_ledger.DropOwedOfOtherActivations(page, info.Activation, info.LoadedVersion, info.AckTable, info.AckTableEntryAtLoad))
             {
                 plan.Lost(page);
                 logger.LogInformation("{Volume} page {Page}: an earlier activation than {Activation} left writes owed and no intent: lost",

@@ -187,4 +187,32 @@ public sealed class DurabilityLedgerTests
         Assert.True(ledger.DropOwedOfOtherActivations(3, current: 6));
         Assert.False(ledger.DropOwedOfOtherActivations(3, current: 6));
     }
+
+    [Fact]
+    public void OwedWritesOfAnActivationWithoutIntentAreJudgedByTheAcknowledgementTableTheyRegisteredWith()
+    {
+        const long Table = 77;
+        var ledger = new DurabilityLedger(Me);
+        // Its own entry: it acknowledged up to 5.6, the next activation loaded 5.6: nothing lost (the case a chaos run
+        // reported falsely: a registration left owed after the activation made everything durable and went away).
+        ledger.Registered(3, V(5, 6), 1, Table);
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(5, 6), ackTable: Table, tableEntry: V(5, 6)));
+        // It acknowledged 5.7, the next activation loaded 5.6: lost.
+        ledger.Registered(3, V(5, 7), 2, Table);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(5, 6), ackTable: Table, tableEntry: V(5, 7)));
+        // An entry of an earlier activation, or none: it acknowledged nothing (registered, then died before the answer).
+        ledger.Registered(3, V(5, 1), 1, Table);
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(4, 3), ackTable: Table, tableEntry: V(4, 3)));
+        ledger.Registered(3, V(5, 1), 1, Table);
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: 0, ackTable: Table, tableEntry: 0));
+        // An entry of a later activation hides what it acknowledged; another table, or none, says nothing: lost.
+        ledger.Registered(3, V(5, 1), 1, Table);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(7, 2), ackTable: Table, tableEntry: V(7, 2)));
+        ledger.Registered(3, V(5, 1), 1, Table);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(5, 1), ackTable: 78, tableEntry: V(5, 1)));
+        ledger.Registered(3, V(5, 1), 1, Table);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(5, 1), ackTable: Table, tableEntry: -1));
+        ledger.Registered(3, V(5, 1), 1);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 9, loadedVersion: V(5, 1), ackTable: Table, tableEntry: V(5, 1)));
+    }
 }
