@@ -117,12 +117,28 @@ public sealed class ContentModel(bool keepUnsynced = false)
     /// follows may have applied and acknowledged it, the answer lost on its way. A loss report for that activation is
     /// then borne out whatever the writers were told.
     /// </summary>
-    public void InDoubt(int page)
+    public void InDoubt(int page, long sentTo = 0)
     {
         PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
         lock (model)
         {
             model.InDoubt.Add(model.Activation);
+            if (sentTo != 0)
+            {
+                // The activation the model followed when the write was sent: the model may have moved on since
+                // (another writer saw the page come back) while this write's answer was lost with that activation.
+                model.InDoubt.Add(sentTo);
+            }
+        }
+    }
+
+    /// <summary>The activation of <paramref name="page"/> the model follows now (0: none seen yet).</summary>
+    public long ActivationOf(int page)
+    {
+        PageModel model = _pages.GetOrAdd(page, _ => new PageModel());
+        lock (model)
+        {
+            return model.Activation;
         }
     }
 

@@ -613,7 +613,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
                 }
                 try
                 {
-                    r = await CallAsync(() => grain.Store(map, offset, data, options.Wait), () => model.InDoubt(page));
+                    long sentTo = model.ActivationOf(page);
+                    r = await CallAsync(() => grain.Store(map, offset, data, options.Wait), () => model.InDoubt(page, sentTo));
                 }
                 catch (StorageException e) when (e.Error == StorageError.UnknownMapping)
                 {
@@ -623,7 +624,8 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             }
             else
             {
-                r = await CallAsync(() => grain.Write(offset, data, options.Wait), () => model.InDoubt(page));
+                long sentTo = model.ActivationOf(page);
+                r = await CallAsync(() => grain.Write(offset, data, options.Wait), () => model.InDoubt(page, sentTo));
             }
             if (r.Status == WriteStatus.Ok)
             {

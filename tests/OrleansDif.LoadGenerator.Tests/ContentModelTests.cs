@@ -163,4 +163,23 @@ public class ContentModelTests
         Assert.Equal("page 3: now activation 9 at 9.1; earlier: 5: acknowledged 5.2, next loaded 5.1, a write in doubt", model.Describe(3));
         Assert.Equal("page 4: now activation 0 at 0.0; earlier: none", model.Describe(4));
     }
+
+    [Fact]
+    public void AWriteInDoubtCountsForTheActivationItWasSentToAfterTheModelMovedOn()
+    {
+        var model = new ContentModel(keepUnsynced: true);
+        model.SetBase(5, Page(0), version: 0, activation: 41);
+        model.Acknowledge(5, 1, 0, [1], activation: 41, loadedVersion: 0);
+        long sentTo = model.ActivationOf(5);
+        Assert.Equal(41, sentTo);
+        model.Observe(5, activation: 97, loadedVersion: 1);   // another writer saw the page come back meanwhile
+        model.InDoubt(5, sentTo);                              // then this write's answer was found lost with 41
+        Assert.True(model.LossJustified(5));                   // 41 may have acknowledged it: a report is borne out
+        var other = new ContentModel(keepUnsynced: true);
+        other.SetBase(5, Page(0), version: 0, activation: 41);
+        other.Acknowledge(5, 1, 0, [1], activation: 41, loadedVersion: 0);
+        other.Observe(5, activation: 97, loadedVersion: 1);
+        other.InDoubt(5);                                      // without the activation it was sent to: only 97
+        Assert.False(other.LossJustified(5));
+    }
 }
