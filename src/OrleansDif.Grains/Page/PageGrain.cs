@@ -523,7 +523,7 @@ public sealed class PageGrain(
         // it recorded into, if that table has lived since (no power loss, no reboot).
         _ackEntryAtLoad = _acks?.Read(_page) ?? -1;
         _staleLastAcked = _staleIntent is { AckTable: not 0 } stale && _acks?.Id == stale.AckTable
-            ? _acks.LastAcknowledged(_page, stale.Epoch)
+            ? AckTable.LastAcknowledged(_ackEntryAtLoad, stale.Epoch)
             : -1;
         if (intent.State.CorruptionReason is string why)
         {

@@ -138,9 +138,11 @@ public sealed class AckTable : IDisposable
     /// its last version; 0 when it acknowledged nothing (the entry is of an earlier activation); -1 when the table
     /// cannot say (a later activation recorded over it).
     /// </summary>
-    public long LastAcknowledged(int page, long epoch)
+    public long LastAcknowledged(int page, long epoch) => LastAcknowledged(Read(page), epoch);
+
+    /// <summary>The same, from an <paramref name="entry"/> read from a table earlier.</summary>
+    public static long LastAcknowledged(long entry, long epoch)
     {
-        long entry = Read(page);
         long of = PageVersion.EpochOf(entry);
         return entry == 0 || of < epoch ? 0 : of == epoch ? entry : -1;
     }

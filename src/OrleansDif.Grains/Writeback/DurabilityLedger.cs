@@ -222,8 +222,8 @@ public sealed class DurabilityLedger(long incarnation)
                 lost = true; // nobody can say
                 continue;
             }
-            long recorder = PageVersion.EpochOf(tableEntry);
-            lost |= tableEntry != 0 && recorder >= key.Epoch && (recorder > key.Epoch || loadedVersion < tableEntry);
+            long last = AckTable.LastAcknowledged(tableEntry, key.Epoch);
+            lost |= last < 0 || loadedVersion < last;
         }
         return lost;
     }
