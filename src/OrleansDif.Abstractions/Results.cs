@@ -141,7 +141,8 @@ public sealed record PageInfo(
     [property: Id(14)] long WrittenBoot = 0,
     [property: Id(15)] long StaleIntentLastAcked = -1,
     [property: Id(16)] long AckTable = 0,
-    [property: Id(17)] long AckTableEntryAtLoad = -1);
+    [property: Id(17)] long AckTableEntryAtLoad = -1,
+    [property: Id(18)] long StaleIntentPeriodStart = -1);
 
 /// <summary>What a page hands to writeback when it moves Dirty → Writeback.</summary>
 public enum BeginStatus

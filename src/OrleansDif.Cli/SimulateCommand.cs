@@ -17,15 +17,16 @@ internal static class SimulateCommand
         policy.AcceptOnlyFromAmong("stable", "bounce", "unstable", "all");
         var steps = new Option<int>("--steps") { Description = "Steps per schedule before its drain", DefaultValueFactory = _ => 300 };
         var pages = new Option<int>("--pages") { Description = "Pages of the simulated volume (two disks)", DefaultValueFactory = _ => 8 };
-        var noFaults = new Option<bool>("--no-faults") { Description = "No memory, transit or media bit flips" };
+        var noFaults = new Option<bool>("--no-faults") { Description = "No memory, transit or media bit flips, no lost, torn or misdirected writes" };
         var noCrashes = new Option<bool>("--no-crashes") { Description = "No activation losses or power losses" };
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Guard tags only at writeback (none cached at copy-in)" };
         var noStoreTags = new Option<bool>("--no-store-tags") { Description = "A store leaves the page writable and untagged until its writeback (as Linux)" };
+        var noDirtyLog = new Option<bool>("--no-dirty-log") { Description = "No durable dirty log: loss judgments after a power loss are conservative" };
         var trace = new Option<bool>("--trace") { Description = "Print the last steps of every schedule that failed (always for one schedule)" };
         var json = new Option<string?>("--json") { Description = "Write the summary as JSON to this path" };
         var command = new Command("simulate", "Run seeded schedules of the writeback protocol (pages, flusher, disks, crashes, power loss, faults); exit 0 every invariant held, 1 one failed, 2 bad usage")
         {
-            seed, schedules, policy, steps, pages, noFaults, noCrashes, noTagCache, noStoreTags, trace, json,
+            seed, schedules, policy, steps, pages, noFaults, noCrashes, noTagCache, noStoreTags, noDirtyLog, trace, json,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -37,6 +38,7 @@ internal static class SimulateCommand
                 Crashes = !parse.GetValue(noCrashes),
                 TagsAtCopyIn = !parse.GetValue(noTagCache),
                 StoreTags = !parse.GetValue(noStoreTags),
+                DirtyLog = !parse.GetValue(noDirtyLog),
                 KeepTrace = parse.GetValue(trace) || parse.GetValue(schedules) == 1,
             };
             int count = parse.GetValue(schedules);

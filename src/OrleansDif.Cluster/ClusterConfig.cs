@@ -37,6 +37,7 @@ public sealed class VolumeSection
     public bool VerifyOnDisk { get; set; } = true;
     public bool VersionTags { get; set; } = true;
     public bool StoreTags { get; set; } = true;
+    public bool DirtyLog { get; set; } = true;
 
     public VolumeConfig ToVolumeConfig() => new()
     {
@@ -55,6 +56,7 @@ public sealed class VolumeSection
         VerifyOnDisk = VerifyOnDisk,
         VersionTags = VersionTags,
         StoreTags = StoreTags,
+        DirtyLog = DirtyLog,
     };
 }
 

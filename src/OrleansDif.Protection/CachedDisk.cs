@@ -30,8 +30,11 @@ public enum FencedWrite
 /// </summary>
 public sealed class CachedDisk : IDisposable
 {
-    private const long Magic = 0x33434E4546464944; // "DIFFENC3": layout 3 (slot: held, floor, previous, flush sequence, data hash)
-    private const int HeaderSize = 24;
+    private const long Magic = 0x34434E4546464944; // "DIFFENC4": layout 4 (header: magic, epochs, flush sequence, completed sequence; slot: held, floor, previous, flush sequence, data hash)
+    private const int HeaderSize = 32;
+
+    /// <summary>Where the fence file's header keeps the last flush marked complete (a crash test may set it back).</summary>
+    public const int CompletedSequenceOffset = 24;
     private const int SlotSize = 40;
     private const long EpochBlock = 4096;
 
@@ -43,6 +46,7 @@ public sealed class CachedDisk : IDisposable
     private readonly long[] _floor;
     private readonly long[] _flushedHeld;                   // what the medium holds as of the last flush
     private long _flushSequence;
+    private long _completedSequence;                        // the last flush whose data is known to have reached the medium
     private readonly HashSet<long> _fenceDirty = [];
     private readonly SafeFileHandle _fence;
     private long _epochReserved;
@@ -76,12 +80,17 @@ public sealed class CachedDisk : IDisposable
             int read = exists ? ReadFully(_fence, all) : 0;
             if (read >= HeaderSize && BinaryPrimitives.ReadInt64LittleEndian(all) != Magic)
             {
-                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 3); it belongs to another build: move the data directory aside");
+                throw new DifArgumentException(DifError.BadImage, $"fence file {path} is not a fence file of this version (layout 4); it belongs to another build: move the data directory aside");
             }
             if (read >= HeaderSize)
             {
                 _epochReserved = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(8));
-                _flushSequence = read >= HeaderSize ? BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(16)) : 0;
+                _flushSequence = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(16));
+                _completedSequence = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(CompletedSequenceOffset));
+                // The last flush is in doubt only if it never marked itself complete: then a slot whose data differs
+                // from what it wrote was cut short. After a complete flush such a slot is a write the medium lost
+                // (or tore, or put elsewhere): left as the fence says, for the page's version tags to report.
+                bool lastInDoubt = _completedSequence != _flushSequence;
                 int whole = (read - HeaderSize) / SlotSize;
                 for (int s = 0; s < Math.Min(whole, slots); s++)
                 {
@@ -91,7 +100,7 @@ public sealed class CachedDisk : IDisposable
                     long previous = BinaryPrimitives.ReadInt64LittleEndian(r[16..]);
                     long sequence = BinaryPrimitives.ReadInt64LittleEndian(r[24..]);
                     ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(r[32..]);
-                    if (sequence == _flushSequence && sequence != 0 && previous != _held[s] && !Landed(s, hash))
+                    if (lastInDoubt && sequence == _flushSequence && sequence != 0 && previous != _held[s] && !Landed(s, hash))
                     {
                         // Written by the last flush, which died between its fence and its data: the slot holds the
                         // version before (or a torn mix, which the page's version tags then report).
@@ -435,6 +444,15 @@ public sealed class CachedDisk : IDisposable
                     _image.WriteRaw(slot * _slotSectors, blocks);
                 }
                 _image.Flush();
+                // Complete: marked without a flush of its own (it is made durable by the next flush's fence, and
+                // usually long before). Until it is, a crash settles this flush's slots as if it were cut short.
+                lock (_gate)
+                {
+                    // Under the lock: an epoch reservation rewrites the header, with this mark from now on.
+                    _completedSequence = Math.Max(_completedSequence, sequence);
+                    BinaryPrimitives.WriteInt64LittleEndian(record, _completedSequence);
+                    RandomAccess.Write(_fence, record[..8], CompletedSequenceOffset);
+                }
             });
             lock (_gate)
             {
@@ -475,6 +493,7 @@ public sealed class CachedDisk : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(header, Magic);
         BinaryPrimitives.WriteInt64LittleEndian(header[8..], _epochReserved);
         BinaryPrimitives.WriteInt64LittleEndian(header[16..], _flushSequence);
+        BinaryPrimitives.WriteInt64LittleEndian(header[CompletedSequenceOffset..], _completedSequence);
         RandomAccess.Write(_fence, header, 0);
         RandomAccess.FlushToDisk(_fence);
         MetadataCommits++;

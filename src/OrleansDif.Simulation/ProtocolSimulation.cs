@@ -11,7 +11,8 @@ namespace OrleansDif.Simulation;
 /// event the cluster can see, in any order the seed picks: a write, a store through a mapping, a read, the flusher
 /// beginning a writeback, building its command, the transfer (the disk checks and lands it), its end, a lease expiry,
 /// a disk flush, an fsync and its completion, the loss of a page activation, of the flusher, of a disk activation
-/// (its cache), a power loss (all of them), and faults (memory bit flip, transit bit flip, media bit rot). After every
+/// (its cache), a power loss (all of them), and faults (memory bit flip, transit bit flip, media bit rot, and a lost, torn or
+/// misdirected write by the disk). After every
 /// step the invariants (<see cref="Invariant"/>) are checked against a model of what clients were told; the schedule
 /// ends with a fault-free drain: everything written back, fsynced, and every page loaded again and compared.
 /// <para>
@@ -57,6 +58,8 @@ public sealed class ProtocolSimulation : IDisposable
         public readonly Dictionary<int, Taint> Taints = [];   // sectors of the active page's memory a fault changed
         public readonly HashSet<long> RottedLbas = [];         // media bit rot on the medium, not yet overwritten
         public readonly HashSet<long> RotDetected = [];        // of those, the ones a check caught
+        public readonly Dictionary<long, CommandFault> Damage = [];       // LBAs of the page a faulty disk command damaged on the medium
+        public readonly Dictionary<long, CommandFault> CachedDamage = []; // ... in its disk's cache, not flushed yet
         public bool InCache;                                    // a command for the page is in its disk's cache: the next flush writes the slot
         public bool PoisonSeen;
         public int FlipsInjected;        // memory faults ever injected into this page (any activation)
@@ -65,7 +68,8 @@ public sealed class ProtocolSimulation : IDisposable
         public long IntentFlusher;       // the flusher activation it registered with last
         public bool TableGood;           // its table entry outlived it (no power loss since it registered)
         public long LastAcked;           // the last version that activation acknowledged (0: none)
-        public (long Epoch, long Flusher, long LastAcked, bool TableGood)? Question; // of a dead activation, asked at the next load
+        public long DirtyLogEntry;       // the page's slot of the volume's dirty log (stable storage: outlives a power loss)
+        public (long Epoch, long Flusher, long LastAcked, bool TableGood, long PeriodStart)? Question; // of a dead activation, asked at the next load
     }
 
     /// <summary>
@@ -79,6 +83,53 @@ public sealed class ProtocolSimulation : IDisposable
     }
 
     private enum Outcome { Detected, Masked, Window }
+
+    /// <summary>
+    /// A faulty disk command (lost, torn or misdirected write): the LBAs that hold its damage, in a disk's cache or on
+    /// the medium, and its one outcome: detected (a load of a page holding it failed its check) or masked (every LBA
+    /// it damaged was written over, or a crash dropped it from the cache, before any load).
+    /// </summary>
+    private sealed class CommandFault(string kind)
+    {
+        public string Kind { get; } = kind;
+        public int Lbas;
+        public bool Settled;
+    }
+
+    private void Settle(CommandFault f, Outcome outcome)
+    {
+        if (f.Settled)
+        {
+            return;
+        }
+        f.Settled = true;
+        if (outcome == Outcome.Detected)
+        {
+            Fault(f.Kind).Detected++;
+        }
+        else
+        {
+            Fault(f.Kind).Masked++;
+        }
+    }
+
+    /// <summary>LBA <paramref name="lba"/> no longer holds <paramref name="f"/>'s damage: the last one settles it as masked, if nothing detected it.</summary>
+    private void Overwritten(CommandFault f)
+    {
+        if (--f.Lbas == 0)
+        {
+            Settle(f, Outcome.Masked);
+        }
+    }
+
+    private void DropDamage(Dictionary<long, CommandFault> damage, Func<long, bool>? which = null)
+    {
+        foreach (long lba in damage.Keys.Where(l => which?.Invoke(l) ?? true).ToList())
+        {
+            Overwritten(damage[lba]);
+            damage.Remove(lba);
+        }
+    }
 
     private void Settle(Taint t, Outcome outcome)
     {
@@ -131,6 +182,7 @@ public sealed class ProtocolSimulation : IDisposable
             Policy = options.Policy,
             TagsAtCopyIn = options.TagsAtCopyIn,
             StoreTags = options.StoreTags,
+            DirtyLog = options.DirtyLog,
         };
         _images = new DiskImage[_config.Disks];
         _disks = new DiskDevice[_config.Disks];
@@ -151,7 +203,7 @@ public sealed class ProtocolSimulation : IDisposable
         }
         _ledger = new DurabilityLedger(_incarnation);
         _builder = NewBuilder();
-        foreach (string kind in new[] { "memory-bitflip", "transit-bitflip", "media-bitrot" })
+        foreach (string kind in new[] { "memory-bitflip", "transit-bitflip", "media-bitrot", "lost-write", "torn-write", "misdirected-write" })
         {
             _result.Faults[kind] = new FaultCounts();
         }
@@ -294,17 +346,28 @@ public sealed class ProtocolSimulation : IDisposable
         {
             Count("loads poisoned");
             slot.ExpectedKnown = false;
+            List<CommandFault> damage = VisibleDamage(slot);
+            bool explained = slot.RottedLbas.Count > 0 || damage.Count > 0;
             if (slot.RottedLbas.Count > 0)
             {
                 // Detected (once); the rot stays on the medium until a newer version of the page is flushed over it.
                 int fresh = slot.RottedLbas.Count(l => slot.RotDetected.Add(l));
                 Detected("media-bitrot", fresh);
             }
-            else
+            foreach (CommandFault fault in damage)
+            {
+                Settle(fault, Outcome.Detected); // as the rot, the damage stays until the page is written whole again
+            }
+            if (!explained)
             {
                 Violate(Invariant.FalseDetection, $"page {slot.Page} failed its load check with no fault on the medium: {failure}");
             }
             Log($"load page {slot.Page}: poisoned ({failure.Check})");
+            return machine;
+        }
+        if (VisibleDamage(slot) is [CommandFault undetected, ..])
+        {
+            Violate(Invariant.FaultUndetected, $"page {slot.Page} loaded good at {Describe(stored.HeldVersion)} over a {undetected.Kind}");
             return machine;
         }
         CheckLoaded(slot, stored);
@@ -314,7 +377,8 @@ public sealed class ProtocolSimulation : IDisposable
 
     /// <summary>
     /// The new activation found an earlier one's intent: the flusher judges, from its ledger and from what the
-    /// acknowledgement table says that activation acknowledged last (nothing when a power loss took the table), whether
+    /// acknowledgement table says that activation acknowledged last (nothing when a power loss took the table) and from
+    /// where the dirty log says its last dirty period began (a power loss keeps it), whether
     /// it died holding acknowledged writes the disk does not have. Checked against what clients were told.
     /// </summary>
     private void JudgeQuestion(Slot slot, long loadedVersion)
@@ -325,9 +389,9 @@ public sealed class ProtocolSimulation : IDisposable
         }
         slot.Question = null;
         long table = q.TableGood ? q.LastAcked : -1;
-        bool lost = _ledger.JudgeLoss(slot.Page, q.Epoch, q.Flusher, loadedVersion, table);
+        bool lost = _ledger.JudgeLoss(slot.Page, q.Epoch, q.Flusher, loadedVersion, table, q.PeriodStart);
         bool truth = q.LastAcked > loadedVersion;
-        bool couldKnow = q.TableGood || q.Flusher == _ledger.Incarnation;
+        bool couldKnow = q.TableGood || q.Flusher == _ledger.Incarnation || q.PeriodStart >= 0;
         Count(lost ? (truth ? "losses judged lost" : couldKnow ? "losses judged lost falsely" : "losses judged lost conservatively") : "losses judged not lost");
         if (truth && !lost)
         {
@@ -335,7 +399,7 @@ public sealed class ProtocolSimulation : IDisposable
         }
         else if (!truth && lost && couldKnow)
         {
-            Violate(Invariant.FalseLossReport, $"page {slot.Page}: activation {q.Epoch} acknowledged {Describe(q.LastAcked)}, the disk gave back {Describe(loadedVersion)}, and the flusher judged it lost (table {(q.TableGood ? "good" : "gone")}, registered with flusher {q.Flusher}, now {_ledger.Incarnation})");
+            Violate(Invariant.FalseLossReport, $"page {slot.Page}: activation {q.Epoch} acknowledged {Describe(q.LastAcked)}, the disk gave back {Describe(loadedVersion)}, and the flusher judged it lost (table {(q.TableGood ? "good" : "gone")}, dirty log {(q.PeriodStart < 0 ? "none" : Describe(q.PeriodStart))}, registered with flusher {q.Flusher}, now {_ledger.Incarnation})");
         }
     }
 
@@ -479,6 +543,10 @@ public sealed class ProtocolSimulation : IDisposable
         }
         _contents[(slot.Page, m.Version)] = (byte[])slot.Expected.Clone();
         Register(slot, m, effect);
+        if (_config.DirtyLog && m.TakeOpenedPeriod(out long periodStart))
+        {
+            slot.DirtyLogEntry = periodStart; // durable before the write is acknowledged (the grain awaits the record)
+        }
         if (slot.IntentEpoch == m.Epoch)
         {
             slot.LastAcked = m.Version; // acknowledged: the grain records it in the table before it returns
@@ -686,7 +754,19 @@ public sealed class ProtocolSimulation : IDisposable
             Violate(Invariant.FaultUndetected, $"the disk accepted page {slot.Page} with a bit flipped on its way");
             return true;
         }
-        if (disk.Land(command.Lba, command.Data, command.Pi, command.Versions) == FencedWrite.Stale)
+        CommandFault? fault = null;
+        if (_o.Faults && _rng.Next(25) == 0)
+        {
+            fault = LandFaulty(slot, disk, command);
+            if (fault is null)
+            {
+                f.Accepted = false;
+                Count("stale commands fenced");
+                Log($"transfer page {slot.Page} at {Describe(version)}: stale (disk holds {Describe(heldBefore)}), its fault with it");
+                return true;
+            }
+        }
+        else if (disk.Land(command.Lba, command.Data, command.Pi, command.Versions) == FencedWrite.Stale)
         {
             f.Accepted = false;
             Count("stale commands fenced");
@@ -705,6 +785,10 @@ public sealed class ProtocolSimulation : IDisposable
         f.Accepted = true;
         f.Boot = disk.Boot;
         slot.InCache = true;
+        if (fault is null)
+        {
+            DropDamage(slot.CachedDamage); // the page's whole command is in the cache now, over any damage cached there
+        }
         // Rot on the medium goes only when a flush writes this over it (FlushDisks). Content no client wrote that the
         // disk took: a memory fault in a sector with no cached tag to catch it (a tag reused would have been rejected),
         // the known window; the load that finds it counts it.
@@ -738,6 +822,108 @@ public sealed class ProtocolSimulation : IDisposable
         Count("commands landed");
         Log($"transfer page {slot.Page} at {Describe(version)}: landed in disk {slot.Disk}'s cache");
         return true;
+    }
+
+    /// <summary>
+    /// The disk mishandles a checked command (<see cref="DiskDevice.LandFaulty"/>): its controller records the page
+    /// version as written, and the cache gets a lost write (nothing), a torn one (half of it), or a misdirected one
+    /// (the data one command further on, with the tuples of the intended sectors). Marks the LBAs that now hold damage:
+    /// the page's own (old data under a newer recorded version, or a torn mix) and, misdirected, the ones it went to.
+    /// Null when the command was refused as stale (nothing changed).
+    /// </summary>
+    private CommandFault? LandFaulty(Slot slot, DiskDevice disk, DiskCommand command)
+    {
+        (FaultKind kind, string name) = _rng.Next(3) switch
+        {
+            0 => (FaultKind.LostWrite, "lost-write"),
+            1 => (FaultKind.TornWrite, "torn-write"),
+            _ => (FaultKind.MisdirectedWrite, "misdirected-write"),
+        };
+        int spp = _config.SectorsPerPage;
+        int block = _config.SectorSize + PiTuple.Size;
+        long elsewhere = (command.Lba + spp) % (disk.Cache.SectorCount - spp + 1); // where a misdirected command goes
+        byte[] before = new byte[spp * block];
+        disk.Cache.ReadRaw(elsewhere, before);
+        if (disk.LandFaulty(kind, command.Lba, command.Data, command.Pi, command.Versions) is not long went)
+        {
+            return null;
+        }
+        var fault = new CommandFault(name);
+        Fault(name).Injected++;
+        // Damaged: an LBA of the page that does not read what the command should have written, and, misdirected, an
+        // LBA that no longer reads what it held (a lost write of content the medium holds already damages nothing).
+        byte[] now = new byte[block];
+        byte[] wanted = new byte[block];
+        var damaged = new List<(Slot Slot, long Lba)>();
+        bool mixed = false;
+        for (int i = 0; i < spp; i++)
+        {
+            command.Data.AsSpan(i * _config.SectorSize, _config.SectorSize).CopyTo(wanted);
+            command.Pi.AsSpan(i * PiTuple.Size, PiTuple.Size).CopyTo(wanted.AsSpan(_config.SectorSize));
+            disk.Cache.ReadRaw(command.Lba + i, now);
+            if (!now.AsSpan().SequenceEqual(wanted))
+            {
+                mixed = true;
+                if (!SameVersionIntact(disk, command.Lba + i, now, wanted))
+                {
+                    damaged.Add((slot, command.Lba + i));
+                }
+            }
+        }
+        if (damaged.Count == 0 && mixed && command.Versions.Length > 0)
+        {
+            // Every sector intact, some from an earlier landing of the same version: a mix of two buffers of one
+            // version (they differ only by a memory fault in the known window), which a load may read.
+            byte[] data = new byte[spp * _config.SectorSize];
+            byte[] pi = new byte[spp * PiTuple.Size];
+            disk.Cache.Read(command.Lba, data, pi);
+            long version = command.Versions[0];
+            if (!_windowed.TryGetValue((slot.Page, version), out List<byte[]>? mixes))
+            {
+                _windowed[(slot.Page, version)] = mixes = [];
+            }
+            mixes.Add(data);
+        }
+        if (kind == FaultKind.MisdirectedWrite)
+        {
+            for (int i = 0; i < spp; i++)
+            {
+                int page = _config.PageAt(slot.Disk, went + i);
+                disk.Cache.ReadRaw(went + i, now);
+                if (page >= 0 && !now.AsSpan().SequenceEqual(before.AsSpan(i * block, block)))
+                {
+                    damaged.Add((_slots[page], went + i));
+                }
+            }
+        }
+        DropDamage(slot.CachedDamage); // the command replaced what the cache held for the page
+        foreach (var (target, lba) in damaged)
+        {
+            if (target.CachedDamage.Remove(lba, out CommandFault? earlier))
+            {
+                Overwritten(earlier);
+            }
+            target.CachedDamage[lba] = fault;
+            fault.Lbas++;
+        }
+        if (fault.Lbas == 0)
+        {
+            Settle(fault, Outcome.Masked);
+        }
+        Log($"transfer page {slot.Page} at {Describe(command.Versions.Length > 0 ? command.Versions[0] : 0)}: {name} ({damaged.Count} LBAs damaged, from {went})");
+        return fault;
+    }
+
+    /// <summary>
+    /// A sector the faulty command did not write that holds, intact, what an earlier landing of the same version wrote
+    /// (its guard matches its data, its tags are the command's): nothing to find there, as a load finds nothing. The
+    /// command differed only where a memory fault in the known window changed the page since that landing.
+    /// </summary>
+    private bool SameVersionIntact(DiskDevice disk, long lba, byte[] now, byte[] wanted)
+    {
+        int size = _config.SectorSize;
+        PiTuple held = PiTuple.Read(now.AsSpan(size)), meant = PiTuple.Read(wanted.AsSpan(size));
+        return held.AppTag == meant.AppTag && held.RefTag == meant.RefTag && disk.Verify(now.AsSpan(0, size), now.AsSpan(size), lba) is null;
     }
 
     /// <summary>
@@ -839,6 +1025,7 @@ public sealed class ProtocolSimulation : IDisposable
             }
             foreach (Slot slot in _slots.Where(s => s.Disk == d))
             {
+                FlushDamage(slot);
                 slot.InCache = false; // the flush wrote every cached slot to the medium
             }
             var lost = _ledger.FlushAnswered(d, pages, disk.Boot);
@@ -856,6 +1043,44 @@ public sealed class ProtocolSimulation : IDisposable
             Log($"flush disk {d}: {pages.Count} pages settled, {lost.Count} lost with its cache");
         }
         return true;
+    }
+
+    /// <summary>
+    /// The faulty commands whose damage a load of the page reads: what its disk's cache holds for it, and, where the
+    /// cache holds nothing for an LBA (no command of the page itself is cached), what the medium holds.
+    /// </summary>
+    private static List<CommandFault> VisibleDamage(Slot slot)
+    {
+        var seen = new List<CommandFault>(slot.CachedDamage.Values.Distinct());
+        if (!slot.InCache)
+        {
+            foreach (var (lba, fault) in slot.Damage)
+            {
+                if (!slot.CachedDamage.ContainsKey(lba) && !seen.Contains(fault))
+                {
+                    seen.Add(fault);
+                }
+            }
+        }
+        return seen;
+    }
+
+    /// <summary>A flush wrote the slot's cached LBAs to the medium: good data over old damage, or damage from the cache.</summary>
+    private void FlushDamage(Slot slot)
+    {
+        if (slot.InCache)
+        {
+            DropDamage(slot.Damage, l => !slot.CachedDamage.ContainsKey(l));
+        }
+        foreach (var (lba, fault) in slot.CachedDamage)
+        {
+            if (slot.Damage.Remove(lba, out CommandFault? older))
+            {
+                Overwritten(older);
+            }
+            slot.Damage[lba] = fault;
+        }
+        slot.CachedDamage.Clear();
     }
 
     // ------------------------------------------------------------------ fsync
@@ -972,7 +1197,8 @@ public sealed class ProtocolSimulation : IDisposable
         {
             // Its intent stays on disk: the next activation asks about it (an earlier question not yet asked is
             // overwritten, as the grain's single intent record is).
-            slot.Question = (slot.IntentEpoch, slot.IntentFlusher, slot.LastAcked, slot.TableGood);
+            long periodStart = _config.DirtyLog ? DirtyLog.PeriodStart(slot.DirtyLogEntry, slot.IntentEpoch) : -1;
+            slot.Question = (slot.IntentEpoch, slot.IntentFlusher, slot.LastAcked, slot.TableGood, periodStart);
             slot.IntentEpoch = 0;
         }
         slot.Machine = null;
@@ -1043,9 +1269,9 @@ public sealed class ProtocolSimulation : IDisposable
     {
         int d = _rng.Next(_config.Disks);
         var slots = _slots.Where(s => s.Disk == d && s.InCache).ToList();
-        if (slots.Count == 0)
+        if (slots.Count == 0 || _slots.Any(s => s.Disk == d && s.CachedDamage.Count > 0))
         {
-            return false;
+            return false; // (a faulty command's damage half-flushed is not modelled)
         }
         int bytes = _config.SectorsPerPage * (_config.SectorSize + PiTuple.Size);
         var before = new Dictionary<int, byte[]>();
@@ -1055,7 +1281,18 @@ public sealed class ProtocolSimulation : IDisposable
             _images[d].ReadRaw(slot.Lba, raw);
             before[slot.Page] = raw;
         }
+        // Cut short before it marked itself complete: the mark goes back to what it was.
+        string fencePath = CachedDisk.FencePath(_images[d].Path);
+        byte[] mark = new byte[8];
+        using (var fence = File.OpenHandle(fencePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        {
+            RandomAccess.Read(fence, mark, CachedDisk.CompletedSequenceOffset);
+        }
         _disks[d].Cache.FlushAsync().GetAwaiter().GetResult();
+        using (var fence = File.OpenHandle(fencePath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            RandomAccess.Write(fence, mark, CachedDisk.CompletedSequenceOffset);
+        }
         var lost = new List<int>();
         foreach (Slot slot in slots)
         {
@@ -1064,11 +1301,15 @@ public sealed class ProtocolSimulation : IDisposable
                 _images[d].WriteRaw(slot.Lba, before[slot.Page]); // this slot's data never reached the medium
                 lost.Add(slot.Page);
             }
-            else if (slot.RottedLbas.Count > 0)
+            else
             {
-                Fault("media-bitrot").Masked += slot.RottedLbas.Count(l => !slot.RotDetected.Contains(l)); // written over
-                slot.RottedLbas.Clear();
-                slot.RotDetected.Clear();
+                DropDamage(slot.Damage); // written over
+                if (slot.RottedLbas.Count > 0)
+                {
+                    Fault("media-bitrot").Masked += slot.RottedLbas.Count(l => !slot.RotDetected.Contains(l)); // written over
+                    slot.RottedLbas.Clear();
+                    slot.RotDetected.Clear();
+                }
             }
         }
         ReopenDisk(d); // the flush never answered: its flusher learns of the loss from the next flush (another boot)
@@ -1085,6 +1326,7 @@ public sealed class ProtocolSimulation : IDisposable
         Array.Clear(_claims[d]);
         foreach (Slot slot in _slots.Where(s => s.Disk == d))
         {
+            DropDamage(slot.CachedDamage); // never reached the medium
             slot.InCache = false; // what was cached is gone
         }
     }

@@ -12,7 +12,9 @@ public sealed record SimulationOptions
     public bool TagsAtCopyIn { get; init; } = true;
     /// <summary>A store ends with the page write-protected again and tagged (the volume setting <c>storeTags</c>).</summary>
     public bool StoreTags { get; init; } = true;
-    /// <summary>Memory bit flips, transit bit flips and media bit rot.</summary>
+    /// <summary>Each dirty period's first version durable before its writes are acknowledged (the volume setting <c>dirtyLog</c>).</summary>
+    public bool DirtyLog { get; init; } = true;
+    /// <summary>Memory bit flips, transit bit flips, media bit rot, and lost, torn and misdirected writes.</summary>
     public bool Faults { get; init; } = true;
     /// <summary>Page activation loss, flusher loss, disk activation loss and power loss.</summary>
     public bool Crashes { get; init; } = true;

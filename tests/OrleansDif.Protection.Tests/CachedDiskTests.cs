@@ -155,12 +155,15 @@ public sealed class CachedDiskTests : IDisposable
         await disk.FlushAsync();
         byte[] before = new byte[a.Length + piA.Length];
         image.ReadRaw(0, before);
+        byte[] mark = ReadMark(image);
         var (b, piB) = Page(2, 0);
         disk.WritePages(0, b, piB, [4]);
         await disk.FlushAsync();
         disk.Dispose();
-        // The process died after the fence reached the medium and before the data did: the medium has version 3's data.
+        // The process died after the fence reached the medium and before the data did (so before the flush marked
+        // itself complete): the medium has version 3's data.
         image.WriteRaw(0, before);
+        WriteMark(image, mark);
         image.Dispose();
 
         (image, disk) = Open();
@@ -169,6 +172,45 @@ public sealed class CachedDiskTests : IDisposable
         Assert.Equal(3, disk.FlushedVersion(0));
         disk.Dispose();
         image.Dispose();
+    }
+
+    [Fact]
+    public async Task AWriteTheMediumLostInAFlushThatCompletedIsNotSetBackButLeftForTheVersionTags()
+    {
+        var (image, disk) = Open();
+        var (a, piA) = Page(1, 0);
+        disk.WritePages(0, a, piA, [3]);
+        await disk.FlushAsync();
+        byte[] before = new byte[a.Length + piA.Length];
+        image.ReadRaw(0, before);
+        var (b, piB) = Page(2, 0);
+        disk.WritePages(0, b, piB, [4]);
+        await disk.FlushAsync();
+        disk.Dispose();
+        // The flush answered and marked itself complete, yet the medium kept version 3 (a lost write): setting the
+        // slot back would lose an fsynced version silently; the fence keeps 4, and the version tags report the loss.
+        image.WriteRaw(0, before);
+        image.Dispose();
+
+        (image, disk) = Open();
+        Assert.Equal(0, disk.Reverted);
+        Assert.Equal(4, disk.HeldVersion(0));
+        disk.Dispose();
+        image.Dispose();
+    }
+
+    private static byte[] ReadMark(DiskImage image)
+    {
+        byte[] mark = new byte[8];
+        using var fence = File.OpenHandle(CachedDisk.FencePath(image.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        RandomAccess.Read(fence, mark, CachedDisk.CompletedSequenceOffset);
+        return mark;
+    }
+
+    private static void WriteMark(DiskImage image, byte[] mark)
+    {
+        using var fence = File.OpenHandle(CachedDisk.FencePath(image.Path), FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        RandomAccess.Write(fence, mark, CachedDisk.CompletedSequenceOffset);
     }
 
     [Fact]

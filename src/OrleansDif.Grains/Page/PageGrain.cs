@@ -17,6 +17,7 @@ public sealed class PageGrain(
     ILogger<PageGrain> logger,
     Microsoft.Extensions.Options.IOptions<StorageOptions> options,
     AckTables acks,
+    DirtyLogs dirtyLogs,
     [PersistentState("intent", FileGrainStorage.Name)] IPersistentState<PageIntentState> intent) : Grain, IPageGrain
 {
     /// <summary>The grain type of pages (the flusher looks up the active ones by it).</summary>
@@ -40,6 +41,9 @@ public sealed class PageGrain(
     private long _staleLastAcked = -1;                  // what that activation acknowledged last (-1: nobody can say)
     private long _ackEntryAtLoad = -1;                  // the page's acknowledgement table entry when this activation loaded (-1: no table)
     private AckTable? _acks;                            // this volume's acknowledged versions, shared by the machine's silos
+    private DirtyLog? _dirtyLog;                        // this volume's durable dirty periods (null: the volume keeps none)
+    private Task _periodRecord = Task.CompletedTask;    // the dirty log making the period under way durable
+    private long _stalePeriodStart = -1;                // the first version of the earlier activation's last dirty period (-1: nobody can say)
     private long _dirtyGen;                             // registrations with the flusher, numbered
     private readonly StateWriteChain _intentWrites = new();
     private int _intentCommits;                         // not yet reported to the flusher
@@ -70,7 +74,9 @@ public sealed class PageGrain(
         }
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
         long version = _machine.Version;
+        Task logged = LogPeriod();
         await Apply(effect);
+        await logged;
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, false, _machine.Epoch, _machine.LoadedVersion);
     }
@@ -105,7 +111,9 @@ public sealed class PageGrain(
         }
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
         long version = _machine.Version;
+        Task logged = LogPeriod();
         await Apply(effect);
+        await logged;
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _machine.Epoch, _machine.LoadedVersion);
     }
@@ -128,7 +136,7 @@ public sealed class PageGrain(
         return new PageInfo(m.State, m.Version, m.DurableVersion, m.ValidTagSectors, m.WritableMappings, m.RevokedMappings,
             _heldWriters, RuntimeIdentity, m.Poisoned, m.Epoch, m.LoadedVersion, _staleIntent is not null,
             _staleIntent?.Epoch ?? 0, _staleIntent?.Flusher ?? 0, m.WrittenBoot, _staleIntent is null ? -1 : _staleLastAcked,
-            _acks?.Id ?? 0, _ackEntryAtLoad);
+            _acks?.Id ?? 0, _ackEntryAtLoad, _staleIntent is null ? -1 : _stalePeriodStart);
     }
 
     public async Task InjectBitflip(int bit)
@@ -298,10 +306,11 @@ public sealed class PageGrain(
     private async Task WriteIntent(long epoch, long flusher)
     {
         (long oldEpoch, long oldFlusher) = (intent.State.Epoch, intent.State.Flusher);
-        long oldTable = intent.State.AckTable;
+        (long oldTable, long oldLog) = (intent.State.AckTable, intent.State.DirtyLog);
         intent.State.Epoch = epoch;
         intent.State.Flusher = flusher;
         intent.State.AckTable = epoch == 0 ? 0 : _acks?.Id ?? 0;
+        intent.State.DirtyLog = epoch == 0 ? 0 : _dirtyLog?.Id ?? 0;
         try
         {
             await intent.WriteStateAsync();
@@ -310,7 +319,7 @@ public sealed class PageGrain(
         }
         catch
         {
-            (intent.State.Epoch, intent.State.Flusher, intent.State.AckTable) = (oldEpoch, oldFlusher, oldTable);
+            (intent.State.Epoch, intent.State.Flusher, intent.State.AckTable, intent.State.DirtyLog) = (oldEpoch, oldFlusher, oldTable, oldLog);
             try
             {
                 await intent.ReadStateAsync();
@@ -393,6 +402,38 @@ public sealed class PageGrain(
                 return Register();
             default:
                 return _registration.IsFaulted && _machine.State == PageState.Dirty ? Register() : _registration;
+        }
+    }
+
+    /// <summary>
+    /// The write just applied is acknowledged only once its dirty period is durable in the volume's dirty log: the
+    /// write that opened the period asks for the record (group-committed with other pages'), the others of the period
+    /// wait for that same record.
+    /// </summary>
+    private Task LogPeriod()
+    {
+        if (_dirtyLog is null)
+        {
+            return Task.CompletedTask;
+        }
+        if (_machine.TakeOpenedPeriod(out long start))
+        {
+            _periodRecord = RecordPeriod(_dirtyLog, start);
+        }
+        return _periodRecord;
+    }
+
+    private async Task RecordPeriod(DirtyLog log, long start)
+    {
+        try
+        {
+            await log.Record(_page, start);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "{Volume} page {Page}: dirty period {Start} could not be recorded; its writes are not acknowledged", _volume, _page, PageVersion.Format(start));
+            _machine.PeriodRecordFailed(start);
+            throw;
         }
     }
 
@@ -497,6 +538,7 @@ public sealed class PageGrain(
         _disk = diskGrain;
         _flusher = GrainFactory.Flusher(_volume);
         _acks = acks.For(_volume, config.Pages);
+        _dirtyLog = config.DirtyLog ? dirtyLogs.For(_volume, config.Pages) : null;
         DiskPageRead stored = await diskGrain.LoadPage(lba, claim: true);
         var machine = new PageMachine(config, _page, lba) { OnPoisoned = Poisoned };
         if (machine.LoadFrom(stored, $"{_volume} page {_page}") is { Check: CheckKind.Version })
@@ -517,13 +559,17 @@ public sealed class PageGrain(
     {
         long epoch = _machine.Epoch;
         _staleIntent = intent.State.Epoch != 0 && intent.State.Epoch != epoch
-            ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher, AckTable = intent.State.AckTable }
+            ? new PageIntentState { Epoch = intent.State.Epoch, Flusher = intent.State.Flusher, AckTable = intent.State.AckTable, DirtyLog = intent.State.DirtyLog }
             : null;
         // What the earlier activation acknowledged, read before this one records anything: known only from the table
         // it recorded into, if that table has lived since (no power loss, no reboot).
         _ackEntryAtLoad = _acks?.Read(_page) ?? -1;
         _staleLastAcked = _staleIntent is { AckTable: not 0 } stale && _acks?.Id == stale.AckTable
             ? AckTable.LastAcknowledged(_ackEntryAtLoad, stale.Epoch)
+            : -1;
+        // And where its last dirty period began, from the dirty log, which outlives a power loss.
+        _stalePeriodStart = _staleIntent is { DirtyLog: not 0 } staleOf && _dirtyLog?.Id == staleOf.DirtyLog
+            ? DirtyLog.PeriodStart(_dirtyLog.Read(_page), staleOf.Epoch)
             : -1;
         if (intent.State.CorruptionReason is string why)
         {
@@ -532,6 +578,7 @@ public sealed class PageGrain(
             logger.LogError("{Volume} page {Page}: {Why}; the next fsync covering it reports its writes as possibly lost", _volume, _page, why);
             _staleIntent = new PageIntentState { Epoch = -1, Flusher = 0 };
             _staleLastAcked = -1;
+            _stalePeriodStart = -1;
             intent.State.CorruptionReason = null;
         }
         if (_staleIntent is not null)
@@ -626,4 +673,7 @@ public sealed class PageIntentState : IStateCorruption
 
     /// <summary>The acknowledgement table that activation records into (<see cref="AckTable.Id"/>; 0: none).</summary>
     [Id(3)] public long AckTable { get; set; }
+
+    /// <summary>The dirty log that activation records its dirty periods into (<see cref="DirtyLog.Id"/>; 0: none).</summary>
+    [Id(4)] public long DirtyLog { get; set; }
 }

@@ -47,6 +47,8 @@ public sealed class PageMachine
     private long _count;                    // writes of this activation
     private bool _lostDuringWriteback;   // a disk lost its cache while this writeback ran: its end leaves the page dirty
     private bool _registeredSinceStart;     // a write under writeback told the flusher already
+    private bool _periodOpen;               // a write was applied since the load or since the last writeback began
+    private bool _periodUnrecorded;         // ... and the dirty log has not been asked to record that period yet
     private readonly Dictionary<long, Mapping> _mappings = [];
     private long _nextMapping = 1;
 
@@ -429,6 +431,7 @@ public sealed class PageMachine
         WritebackId = id;
         WritebackVersion = Version;
         _registeredSinceStart = false;
+        _periodOpen = _periodUnrecorded = false; // the snapshot holds every write so far: the next one opens a period
         if (Policy.HoldsWriters)
         {
             foreach (Mapping m in _mappings.Values)
@@ -650,6 +653,41 @@ public sealed class PageMachine
     {
         _count++;
         Version = PageVersion.First(Epoch) + _count;
+        if (!_periodOpen)
+        {
+            _periodOpen = _periodUnrecorded = true;
+            PeriodStart = Version;
+        }
+    }
+
+    // ------------------------------------------------------------------ dirty periods
+
+    /// <summary>
+    /// The first version of the dirty period under way (0: none yet). A period opens with the first write after the
+    /// load or after a writeback began, and holds every write until the next writeback begins. So a writeback whose
+    /// snapshot holds a period's first version began after every write the period had (a write after that begin
+    /// opens the next period): a disk holding at least the last period's first version holds every acknowledged
+    /// write, and a disk holding less lost the period's acknowledged writes. With that first version durable before
+    /// any write of the period is acknowledged (<see cref="DirtyLog"/>), a loss is judged exactly after a power loss.
+    /// </summary>
+    public long PeriodStart { get; private set; }
+
+    /// <summary>
+    /// Once per period, for the write (or store) just applied: true when it opened a period that is not recorded yet,
+    /// with its first version; the shell records it and holds every acknowledgement of the period until it is durable.
+    /// </summary>
+    public bool TakeOpenedPeriod(out long start)
+    {
+        start = PeriodStart;
+        bool due = _periodUnrecorded;
+        _periodUnrecorded = false;
+        return due;
+    }
+
+    /// <summary>The record of period <paramref name="start"/> failed: the next write of that period asks again.</summary>
+    public void PeriodRecordFailed(long start)
+    {
+        _periodUnrecorded |= _periodOpen && start == PeriodStart;
     }
 
     private ulong SectorMask(int offset, int length)

@@ -156,7 +156,8 @@ public sealed class AckTable : IDisposable
         return HeaderSize + page * 8L;
     }
 
-    private static FileStream LockFile(string path)
+    /// <summary>An exclusive lock file: one process at a time opens or makes a table.</summary>
+    internal static FileStream LockFile(string path)
     {
         for (int attempt = 0; ; attempt++)
         {

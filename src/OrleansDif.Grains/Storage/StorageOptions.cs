@@ -43,6 +43,7 @@ public static class ServiceCollectionExtensions
         services.AddPlacementDirector<PageCachePlacement, PageCachePlacementDirector>();
         services.AddSingleton<OpenImages>();
         services.AddSingleton<AckTables>();
+        services.AddSingleton<DirtyLogs>();
         string stateDirectory = Path.GetFullPath(dataDirectory);
         Orleans.Runtime.Hosting.StorageProviderExtensions.AddGrainStorage(services, FileGrainStorage.Name,
             (provider, _) => new FileGrainStorage(stateDirectory,

@@ -182,19 +182,26 @@ public sealed class DurabilityLedger(long incarnation)
     /// Did activation <paramref name="epoch"/> of a page die holding acknowledged writes that are on no disk? When the
     /// page's acknowledgement table says what that activation acknowledged last (<paramref name="lastAcknowledged"/>:
     /// a version, 0 for nothing), exactly that: lost if it is more than the next activation found
-    /// (<paramref name="loadedVersion"/>). Else, when that activation registered with this flusher activation
+    /// (<paramref name="loadedVersion"/>). Else, when the volume's dirty log says where that activation's last dirty
+    /// period began (<paramref name="periodStart"/>: a version, 0 for no period), exactly that too: lost if the period
+    /// began after what the next activation found (see <see cref="PageMachine.PeriodStart"/>). Else, when that
+    /// activation registered with this flusher activation
     /// (<paramref name="flusher"/>), by what it registered (a write is registered before it is acknowledged, so this
     /// may name a write never acknowledged): lost if writes were owed, or if what landed is more than the next
     /// activation found. Else nobody can say (-1, and another flusher's knowledge died with it): yes (conservative).
     /// Forgets the activation either way.
     /// </summary>
-    public bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion, long lastAcknowledged = -1)
+    public bool JudgeLoss(int page, long epoch, long flusher, long loadedVersion, long lastAcknowledged = -1, long periodStart = -1)
     {
         bool owed = _owed.Remove((page, epoch));
         bool short_ = _landed.Remove((page, epoch), out long landed) && loadedVersion < landed;
         if (lastAcknowledged >= 0)
         {
             return loadedVersion < lastAcknowledged;
+        }
+        if (periodStart >= 0)
+        {
+            return loadedVersion < periodStart;
         }
         return flusher != Incarnation || owed || short_;
     }

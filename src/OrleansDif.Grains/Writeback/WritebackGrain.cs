@@ -199,14 +199,15 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             if (info.LostWrites)
             {
                 plan.Judged(page);
-                bool lost = _ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion, info.StaleIntentLastAcked);
+                bool lost = _ledger.JudgeLoss(page, info.StaleIntentEpoch, info.StaleIntentFlusher, info.LoadedVersion, info.StaleIntentLastAcked, info.StaleIntentPeriodStart);
                 if (lost)
                 {
                     plan.Lost(page);
                 }
-                logger.LogInformation("{Volume} page {Page}: earlier activation {Epoch} (flusher {Flusher}, this one {Incarnation}) judged {Verdict}: activation {Activation} loaded {Loaded}, the table says {LastAcked}",
+                logger.LogInformation("{Volume} page {Page}: earlier activation {Epoch} (flusher {Flusher}, this one {Incarnation}) judged {Verdict}: activation {Activation} loaded {Loaded}, the table says {LastAcked}, the dirty log {PeriodStart}",
                     _volume, page, info.StaleIntentEpoch, info.StaleIntentFlusher, _ledger.Incarnation, lost ? "lost" : "kept", info.Activation,
-                    PageVersion.Format(info.LoadedVersion), info.StaleIntentLastAcked < 0 ? "nothing" : PageVersion.Format(info.StaleIntentLastAcked));
+                    PageVersion.Format(info.LoadedVersion), info.StaleIntentLastAcked < 0 ? "nothing" : PageVersion.Format(info.StaleIntentLastAcked),
+                    info.StaleIntentPeriodStart < 0 ? "nothing" : PageVersion.Format(info.StaleIntentPeriodStart));
             }
             _lost.Remove(page);
             // Earlier activations of the page that left owed writes and no intent to ask about: lost with them.

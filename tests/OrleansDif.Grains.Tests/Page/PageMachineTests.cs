@@ -108,6 +108,77 @@ public sealed class PageMachineTests
     }
 
     [Fact]
+    public void TheFirstWriteAfterLoadOpensADirtyPeriodAndTheOthersBeforeAWritebackBeginsShareIt()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable, held: V(0));
+        Assert.Equal(0, m.PeriodStart);
+        Assert.False(m.TakeOpenedPeriod(out _));
+        Write(m, 0, Bytes(8, 1));
+        Assert.True(m.TakeOpenedPeriod(out long start));
+        Assert.Equal(V(1), start);
+        Assert.False(m.TakeOpenedPeriod(out _)); // asked once per period
+        Write(m, 0, Bytes(8, 2));
+        Assert.False(m.TakeOpenedPeriod(out _));
+        Assert.Equal(V(1), m.PeriodStart);
+
+        // The writeback's snapshot holds both: the next write, after it ends, opens a new period.
+        m.StartWriteback(Wb1, 1);
+        Assert.Equal(EndStatus.Ended, m.EndWriteback(Wb1, true, 1));
+        long mapping = m.Map(writable: true);
+        Assert.Equal(WriteOutcome.Applied, m.Store(mapping, 0, Bytes(8, 3), out _, out _)); // a store opens one as a write does
+        Assert.True(m.TakeOpenedPeriod(out start));
+        Assert.Equal(V(3), start);
+    }
+
+    [Theory]
+    [InlineData(WritebackPolicy.Bounce)]
+    [InlineData(WritebackPolicy.Unstable)]
+    public void AWriteUnderWritebackOpensAPeriodTheSnapshotDoesNotHold(WritebackPolicy policy)
+    {
+        PageMachine m = Loaded(policy);
+        Write(m, 0, Bytes(8, 1));
+        m.TakeOpenedPeriod(out _);
+        m.StartWriteback(Wb1, 1);
+        Write(m, 0, Bytes(8, 2));
+        Assert.True(m.TakeOpenedPeriod(out long start));
+        Assert.Equal(V(2), start);
+        Assert.Equal(EndStatus.EndedDirty, m.EndWriteback(Wb1, true, 1));
+        Write(m, 0, Bytes(8, 3)); // still the period the write under writeback opened
+        Assert.False(m.TakeOpenedPeriod(out _));
+    }
+
+    [Fact]
+    public void AnExpiredWritebackClosedThePeriodItBeganIn()
+    {
+        // The expired command may still land: a write after its begin must not count as held by it.
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        Write(m, 0, Bytes(8, 1));
+        m.TakeOpenedPeriod(out _);
+        m.StartWriteback(Wb1, 1);
+        Assert.True(m.ExpireLease(Wb1));
+        Write(m, 0, Bytes(8, 2));
+        Assert.True(m.TakeOpenedPeriod(out long start));
+        Assert.Equal(V(2), start);
+    }
+
+    [Fact]
+    public void AFailedPeriodRecordIsAskedForAgainByTheNextWriteOfThatPeriodOnly()
+    {
+        PageMachine m = Loaded(WritebackPolicy.Stable);
+        Write(m, 0, Bytes(8, 1));
+        m.TakeOpenedPeriod(out long first);
+        m.PeriodRecordFailed(first);
+        Write(m, 0, Bytes(8, 2));
+        Assert.True(m.TakeOpenedPeriod(out long again));
+        Assert.Equal(first, again); // the period still began with the unacknowledged first write
+
+        m.StartWriteback(Wb1, 1);
+        m.PeriodRecordFailed(first); // late: that period is closed, its writes are in the snapshot
+        Assert.Equal(EndStatus.Ended, m.EndWriteback(Wb1, true, 1));
+        Assert.False(m.TakeOpenedPeriod(out _));
+    }
+
+    [Fact]
     public void BounceWritebackSendsACopyAndAWriteUnderItRegistersOncePerWriteback()
     {
         PageMachine m = Loaded(WritebackPolicy.Bounce);

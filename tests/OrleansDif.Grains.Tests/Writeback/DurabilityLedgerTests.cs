@@ -106,6 +106,21 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void AfterAPowerLossTheDirtyLogsPeriodStartJudgesExactly()
+    {
+        var ledger = new DurabilityLedger(Me);
+        // The table went with the power; the dirty log says where the dead activation's last dirty period began.
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 4), periodStart: V(5, 4))); // a writeback after its last write landed
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9), periodStart: V(5, 4)));
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 3), periodStart: V(5, 4)));  // the period's writes never landed
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(4, 3), periodStart: V(5, 1)));
+        Assert.False(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(4, 3), periodStart: 0));       // it opened no period: wrote nothing
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 9), periodStart: -1));       // nobody can say
+        // The table, when it lived, says more: it wins.
+        Assert.True(ledger.JudgeLoss(3, 5, Other, loadedVersion: V(5, 4), lastAcknowledged: V(5, 6), periodStart: V(5, 4)));
+    }
+
+    [Fact]
     public void TheTableOverridesWhatWasRegisteredButNeverAcknowledged()
     {
         var ledger = new DurabilityLedger(Me);
