@@ -58,14 +58,15 @@ public sealed record VolumeConfig
     /// </summary>
     [Id(15)] public bool StoreTags { get; init; } = true;
     /// <summary>
-    /// Keep a durable dirty log (as md's write-intent bitmap): the first version of each page's dirty period goes to
-    /// stable storage, group-committed with other pages', before any write of the period is acknowledged. After a
-    /// power loss (which takes the page cache and the acknowledgement table with it) a page's loss is then judged
-    /// exactly instead of reported whenever it may have happened. Costs a shared flush per batch of periods opened,
-    /// and the wait for it in the latency of each write that opens one. Off: no cost, conservative loss reports
-    /// after a power loss.
+    /// Keep a durable dirty log (as md's write-intent bitmap spares a full resync): the first version of each page's
+    /// dirty period goes to stable storage, group-committed with other pages', before any write of the period is
+    /// acknowledged. After a power loss (which takes the page cache and the acknowledgement table with it) a page's
+    /// loss is then judged exactly instead of reported whenever it may have happened. Costs a shared flush per batch
+    /// of periods opened, and the wait for it in the latency of each write that opens one. Off (the default): no
+    /// cost, and loss reports after a power loss are conservative (a loss is never missed; a page may be reported
+    /// that lost nothing).
     /// </summary>
-    [Id(16)] public bool DirtyLog { get; init; } = true;
+    [Id(16)] public bool DirtyLog { get; init; }
 
     /// <summary>The application tag that carries page version <paramref name="version"/>: never 0xFFFF, the escape value.</summary>
     public static ushort VersionTag(long version) => (ushort)((ulong)version % 0xFFFF);

@@ -37,7 +37,7 @@ public sealed class VolumeSection
     public bool VerifyOnDisk { get; set; } = true;
     public bool VersionTags { get; set; } = true;
     public bool StoreTags { get; set; } = true;
-    public bool DirtyLog { get; set; } = true;
+    public bool DirtyLog { get; set; }
 
     public VolumeConfig ToVolumeConfig() => new()
     {

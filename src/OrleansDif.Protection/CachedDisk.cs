@@ -25,8 +25,9 @@ public enum FencedWrite
 /// written and fdatasynced in the same flush as the data. The fence file also reserves page epochs, so that the
 /// epochs the disk hands out never repeat across its activations.
 /// </para>
-/// Safe to call from any thread: its state is guarded by one lock, never held across the flush's I/O (a grain calls
-/// it from one logical thread; a flush's continuation may resume elsewhere).
+/// Safe to call from any thread: its state is guarded by one lock, never held across the flush's data I/O (only
+/// across the few bytes of a completion mark or an epoch reservation; a grain calls it from one logical thread; a
+/// flush's continuation may resume elsewhere).
 /// </summary>
 public sealed class CachedDisk : IDisposable
 {
@@ -87,10 +88,9 @@ public sealed class CachedDisk : IDisposable
                 _epochReserved = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(8));
                 _flushSequence = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(16));
                 _completedSequence = BinaryPrimitives.ReadInt64LittleEndian(all.AsSpan(CompletedSequenceOffset));
-                // The last flush is in doubt only if it never marked itself complete: then a slot whose data differs
-                // from what it wrote was cut short. After a complete flush such a slot is a write the medium lost
-                // (or tore, or put elsewhere): left as the fence says, for the page's version tags to report.
-                bool lastInDoubt = _completedSequence != _flushSequence;
+                // A slot written by a flush that never marked itself complete is in doubt: if its data differs from
+                // what that flush wrote, the flush was cut short. After a complete flush such a slot is a write the
+                // medium lost (or tore, or put elsewhere): left as the fence says, for the version tags to report.
                 int whole = (read - HeaderSize) / SlotSize;
                 for (int s = 0; s < Math.Min(whole, slots); s++)
                 {
@@ -100,7 +100,7 @@ public sealed class CachedDisk : IDisposable
                     long previous = BinaryPrimitives.ReadInt64LittleEndian(r[16..]);
                     long sequence = BinaryPrimitives.ReadInt64LittleEndian(r[24..]);
                     ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(r[32..]);
-                    if (lastInDoubt && sequence == _flushSequence && sequence != 0 && previous != _held[s] && !Landed(s, hash))
+                    if (sequence > _completedSequence && previous != _held[s] && !Landed(s, hash))
                     {
                         // Written by the last flush, which died between its fence and its data: the slot holds the
                         // version before (or a torn mix, which the page's version tags then report).
@@ -422,9 +422,9 @@ public sealed class CachedDisk : IDisposable
         {
             await Task.Run(() =>
             {
-                // The fence first, with the version each slot held before and this flush's sequence; then the data. A
-                // flush cut short leaves data behind its fence only in slots of the last sequence, which an open
-                // reconciles against the data's version tags (IsUncertain); every earlier flush finished.
+                // The fence first, with the version each slot held before and this flush's sequence; then the data,
+                // then the mark that it completed. A flush cut short leaves data behind its fence only in slots of a
+                // sequence above the last mark, which an open reconciles against the hash of the tuples written.
                 Span<byte> record = stackalloc byte[SlotSize];
                 foreach (var (slot, held, floor, previous, hash) in fence)
                 {
@@ -444,8 +444,9 @@ public sealed class CachedDisk : IDisposable
                     _image.WriteRaw(slot * _slotSectors, blocks);
                 }
                 _image.Flush();
-                // Complete: marked without a flush of its own (it is made durable by the next flush's fence, and
-                // usually long before). Until it is, a crash settles this flush's slots as if it were cut short.
+                // Complete: marked without a flush of its own. The mark matters only while this is the disk's last
+                // flush (the next one begins after it, so its slots are never in doubt again); a power loss that takes
+                // the mark with the page cache leaves this flush's slots in doubt, as if it were cut short.
                 lock (_gate)
                 {
                     // Under the lock: an epoch reservation rewrites the header, with this mark from now on.

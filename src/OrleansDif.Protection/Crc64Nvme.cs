@@ -111,6 +111,8 @@ public static class Crc64Nvme
 
         public static bool Reflected => true;
 
+        public static int PrefetchAhead => 2048;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode =>

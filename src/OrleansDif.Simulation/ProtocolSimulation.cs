@@ -854,7 +854,7 @@ public sealed class ProtocolSimulation : IDisposable
         // LBA that no longer reads what it held (a lost write of content the medium holds already damages nothing).
         byte[] now = new byte[block];
         byte[] wanted = new byte[block];
-        var damaged = new List<(Slot Slot, long Lba)>();
+        var damaged = new HashSet<(Slot Slot, long Lba)>(); // a misdirected command may land on the page's own LBAs too
         bool mixed = false;
         for (int i = 0; i < spp; i++)
         {
@@ -1019,9 +1019,11 @@ public sealed class ProtocolSimulation : IDisposable
             Count("disk flushes");
             foreach (Slot slot in _slots.Where(s => s.Disk == d && s.RottedLbas.Count > 0 && s.InCache))
             {
-                Fault("media-bitrot").Masked += slot.RottedLbas.Count(l => !slot.RotDetected.Contains(l)); // overwritten before any read
-                slot.RottedLbas.Clear();
-                slot.RotDetected.Clear();
+                // Overwritten before any read, unless a faulty command left that LBA as it was (or damaged it more).
+                var gone = slot.RottedLbas.Where(l => !slot.CachedDamage.ContainsKey(l)).ToList();
+                Fault("media-bitrot").Masked += gone.Count(l => !slot.RotDetected.Contains(l));
+                slot.RottedLbas.ExceptWith(gone);
+                slot.RotDetected.ExceptWith(gone);
             }
             foreach (Slot slot in _slots.Where(s => s.Disk == d))
             {

@@ -75,8 +75,7 @@ public sealed class PageGrain(
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
         long version = _machine.Version;
         Task logged = LogPeriod();
-        await Apply(effect);
-        await logged;
+        await Task.WhenAll(Apply(effect), logged); // both observed, whichever fails
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, false, _machine.Epoch, _machine.LoadedVersion);
     }
@@ -112,8 +111,7 @@ public sealed class PageGrain(
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
         long version = _machine.Version;
         Task logged = LogPeriod();
-        await Apply(effect);
-        await logged;
+        await Task.WhenAll(Apply(effect), logged); // both observed, whichever fails
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _machine.Epoch, _machine.LoadedVersion);
     }

@@ -186,8 +186,20 @@ public sealed class AckTables(Microsoft.Extensions.Options.IOptions<StorageOptio
     private readonly Guid? _boot = AckTable.CurrentBoot();
 
     /// <summary>The table of <paramref name="volume"/>; null where this machine's boot is unknown (judgments stay conservative).</summary>
-    public AckTable? For(string volume, int pages) => _tables.GetOrAdd(volume, v => new Lazy<AckTable?>(() =>
-        AckTable.Open(AckTableLayout.TablePath(options.Value.DataDirectory, v), pages, _boot))).Value;
+    public AckTable? For(string volume, int pages)
+    {
+        Lazy<AckTable?> table = _tables.GetOrAdd(volume, v => new Lazy<AckTable?>(() =>
+            AckTable.Open(AckTableLayout.TablePath(options.Value.DataDirectory, v), pages, _boot)));
+        try
+        {
+            return table.Value;
+        }
+        catch
+        {
+            _tables.TryRemove(new KeyValuePair<string, Lazy<AckTable?>>(volume, table)); // the next caller tries again
+            throw;
+        }
+    }
 
     public void Dispose()
     {

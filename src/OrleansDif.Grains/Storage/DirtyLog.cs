@@ -9,7 +9,7 @@ namespace OrleansDif.Grains;
 /// period opens with the first write after the page was loaded or after a writeback of it began; so when a power
 /// loss takes the page cache and the acknowledgement table with it, the page's next activation still knows exactly
 /// whether the dead one's acknowledged writes reached the medium: the disk holds a version at least the period's
-/// first one only if a writeback that began after every acknowledged write landed (see <see cref="PageMachine.TakeOpenedPeriod"/>).
+/// first one only if a writeback that began after every acknowledged write landed (see <see cref="PageMachine.PeriodStart"/>).
 /// <para>
 /// Group commit: records are gathered in memory and written to the file together, then one flush makes them all
 /// durable and every writer waiting on one of them goes on. A record is one 8-byte slot per page (an epoch:count
@@ -120,7 +120,10 @@ public sealed class DirtyLog : IDisposable
         }
     }
 
-    /// <summary>The slot of <paramref name="page"/>: the last period this machine recorded for it (0: none since the log was made).</summary>
+    /// <summary>
+    /// The slot of <paramref name="page"/>: the last period recorded for it (0: none since the log was made), including
+    /// a record of this process not yet durable (a new activation here must see what an earlier one here asked for).
+    /// </summary>
     public long Read(int page)
     {
         CheckPage(page);
@@ -241,9 +244,20 @@ public sealed class DirtyLogs(Microsoft.Extensions.Options.IOptions<StorageOptio
     /// <summary>Where the log of <paramref name="volume"/> lives: on the data directory's stable storage, kept across power losses.</summary>
     public static string PathOf(string dataDirectory, string volume) => Path.Combine(dataDirectory, "dirty", volume + ".log");
 
-    /// <summary>The log of <paramref name="volume"/>.</summary>
-    public DirtyLog For(string volume, int pages) => _logs.GetOrAdd(volume, v => new Lazy<DirtyLog>(() =>
-        DirtyLog.Open(PathOf(options.Value.DataDirectory, v), pages))).Value;
+    /// <summary>The log of <paramref name="volume"/>; an open that failed is tried again by the next caller.</summary>
+    public DirtyLog For(string volume, int pages)
+    {
+        Lazy<DirtyLog> log = _logs.GetOrAdd(volume, v => new Lazy<DirtyLog>(() => DirtyLog.Open(PathOf(options.Value.DataDirectory, v), pages)));
+        try
+        {
+            return log.Value;
+        }
+        catch
+        {
+            _logs.TryRemove(new KeyValuePair<string, Lazy<DirtyLog>>(volume, log));
+            throw;
+        }
+    }
 
     public void Dispose()
     {

@@ -48,6 +48,33 @@ public class StablePageTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task WithADirtyLogEachDirtyPeriodIsDurableBeforeItsFirstWriteIsAcknowledged()
+    {
+        VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { DirtyLog = true });
+        IPageGrain page = _grains.Page(v, 5);
+        long first = (await page.Write(0, TestVolumes.Pattern(20), false)).Version;
+        long second = (await page.Write(8, TestVolumes.Pattern(21, 8), false)).Version;
+        // Acknowledged, so on stable storage: the file any silo (or the next boot) opens says where the period began.
+        using (DirtyLog log = DirtyLog.Open(DirtyLogs.PathOf(fixture.DataDirectory, v.Id), v.Pages))
+        {
+            Assert.Equal(first, log.Read(5));
+            Assert.Equal(0, log.Read(6));
+        }
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        // The writeback began after both writes: the next write opens a new period, recorded before it returns.
+        long third = (await page.Write(0, TestVolumes.Pattern(22), false)).Version;
+        Assert.True(third > second);
+        using (DirtyLog log = DirtyLog.Open(DirtyLogs.PathOf(fixture.DataDirectory, v.Id), v.Pages))
+        {
+            Assert.Equal(third, log.Read(5));
+        }
+        // A volume without one keeps no log at all.
+        VolumeConfig plain = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+        Assert.Equal(WriteStatus.Ok, (await _grains.Page(plain, 5).Write(0, TestVolumes.Pattern(23), false)).Status);
+        Assert.False(File.Exists(DirtyLogs.PathOf(fixture.DataDirectory, plain.Id)));
+    }
+
+    [Fact]
     public async Task StableWriteDuringWritebackIsRefusedOrHeld()
     {
         VolumeConfig v = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
