@@ -146,8 +146,11 @@ public sealed class CachedDiskTests : IDisposable
         image.Dispose();
     }
 
-    [Fact]
-    public async Task AFlushCutShortBetweenFenceAndDataIsSetBackAtOpen()
+    /// <summary>
+    /// Slot 0 flushed at version 3, then at 4; then the medium holds version 3's data again, and, when
+    /// <paramref name="beforeTheMark"/>, the fence's completion mark is the one before the second flush too.
+    /// </summary>
+    private async Task SecondFlushReachesOnlyTheFence(bool beforeTheMark)
     {
         var (image, disk) = Open();
         var (a, piA) = Page(1, 0);
@@ -160,13 +163,21 @@ public sealed class CachedDiskTests : IDisposable
         disk.WritePages(0, b, piB, [4]);
         await disk.FlushAsync();
         disk.Dispose();
+        image.WriteRaw(0, before);
+        if (beforeTheMark)
+        {
+            WriteMark(image, mark);
+        }
+        image.Dispose();
+    }
+
+    [Fact]
+    public async Task AFlushCutShortBetweenFenceAndDataIsSetBackAtOpen()
+    {
         // The process died after the fence reached the medium and before the data did (so before the flush marked
         // itself complete): the medium has version 3's data.
-        image.WriteRaw(0, before);
-        WriteMark(image, mark);
-        image.Dispose();
-
-        (image, disk) = Open();
+        await SecondFlushReachesOnlyTheFence(beforeTheMark: true);
+        var (image, disk) = Open();
         Assert.Equal(1, disk.Reverted);
         Assert.Equal(3, disk.HeldVersion(0));
         Assert.Equal(3, disk.FlushedVersion(0));
@@ -177,22 +188,10 @@ public sealed class CachedDiskTests : IDisposable
     [Fact]
     public async Task AWriteTheMediumLostInAFlushThatCompletedIsNotSetBackButLeftForTheVersionTags()
     {
-        var (image, disk) = Open();
-        var (a, piA) = Page(1, 0);
-        disk.WritePages(0, a, piA, [3]);
-        await disk.FlushAsync();
-        byte[] before = new byte[a.Length + piA.Length];
-        image.ReadRaw(0, before);
-        var (b, piB) = Page(2, 0);
-        disk.WritePages(0, b, piB, [4]);
-        await disk.FlushAsync();
-        disk.Dispose();
         // The flush answered and marked itself complete, yet the medium kept version 3 (a lost write): setting the
         // slot back would lose an fsynced version silently; the fence keeps 4, and the version tags report the loss.
-        image.WriteRaw(0, before);
-        image.Dispose();
-
-        (image, disk) = Open();
+        await SecondFlushReachesOnlyTheFence(beforeTheMark: false);
+        var (image, disk) = Open();
         Assert.Equal(0, disk.Reverted);
         Assert.Equal(4, disk.HeldVersion(0));
         disk.Dispose();

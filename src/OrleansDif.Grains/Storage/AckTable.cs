@@ -25,7 +25,7 @@ namespace OrleansDif.Grains;
 public sealed class AckTable : IDisposable
 {
     private const long Magic = 0x31534B4341464944;  // "DIFACKS1"
-    private const int HeaderSize = 64;               // magic, table id, pages, boot id (16 bytes)
+    private const int HeaderSize = SlotTableFile.HeaderSize; // magic, table id, pages, boot id (16 bytes)
 
     private readonly MemoryMappedFile _file;
     private readonly MemoryMappedViewAccessor _view;
@@ -55,41 +55,13 @@ public sealed class AckTable : IDisposable
         {
             return null;
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         long size = HeaderSize + pages * 8L;
-        // One process at a time checks and, if need be, makes the table (silos start together).
+        // One process at a time checks and, if need be, makes the table (silos start together). It lives in the page
+        // cache only, so nothing of it is flushed.
         using FileStream gate = LockFile(path + ".lock");
-        Span<byte> header = stackalloc byte[HeaderSize];
-        long id = 0;
-        bool fresh = true;
-        if (File.Exists(path) && new FileInfo(path).Length == size)
-        {
-            using var existing = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (RandomAccess.Read(existing, header, 0) == HeaderSize
-                && BinaryPrimitives.ReadInt64LittleEndian(header) == Magic
-                && BinaryPrimitives.ReadInt64LittleEndian(header[16..]) == pages
-                && new Guid(header.Slice(24, 16)) == boot)
-            {
-                id = BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
-                fresh = id == 0;
-            }
-        }
-        if (fresh)
-        {
-            id = Random.Shared.NextInt64(1, long.MaxValue);
-            string temp = path + ".new";
-            using (var made = File.OpenHandle(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
-            {
-                header.Clear();
-                BinaryPrimitives.WriteInt64LittleEndian(header, Magic);
-                BinaryPrimitives.WriteInt64LittleEndian(header[8..], id);
-                BinaryPrimitives.WriteInt64LittleEndian(header[16..], pages);
-                boot.TryWriteBytes(header.Slice(24, 16));
-                RandomAccess.SetLength(made, size);
-                RandomAccess.Write(made, header, 0);
-            }
-            File.Move(temp, path, overwrite: true); // a mapping of the old table keeps the old file: its writes go nowhere
-        }
+        long id = SlotTableFile.OpenOrMake(path, Magic, pages, durable: false,
+            header => new Guid(header.Slice(24, 16)) == boot,
+            header => boot.TryWriteBytes(header.Slice(24, 16)));
         MemoryMappedFile file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, size, MemoryMappedFileAccess.ReadWrite);
         try
         {
@@ -159,6 +131,7 @@ public sealed class AckTable : IDisposable
     /// <summary>An exclusive lock file: one process at a time opens or makes a table.</summary>
     internal static FileStream LockFile(string path)
     {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         for (int attempt = 0; ; attempt++)
         {
             try

@@ -25,7 +25,7 @@ namespace OrleansDif.Grains;
 public sealed class DirtyLog : IDisposable
 {
     private const long Magic = 0x3159545249444644;  // "DFDIRTY1"
-    private const int HeaderSize = 64;               // magic, log id, pages
+    private const int HeaderSize = SlotTableFile.HeaderSize; // magic, log id, pages
 
     private readonly SafeFileHandle _file;
     private readonly object _gate = new();
@@ -62,38 +62,8 @@ public sealed class DirtyLog : IDisposable
     public static DirtyLog Open(string path, int pages)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        long size = HeaderSize + pages * 8L;
         using FileStream gate = AckTable.LockFile(path + ".lock"); // silos start together: one makes it
-        Span<byte> header = stackalloc byte[HeaderSize];
-        long id = 0;
-        if (File.Exists(path) && new FileInfo(path).Length == size)
-        {
-            using SafeFileHandle existing = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            if (RandomAccess.Read(existing, header, 0) == HeaderSize
-                && BinaryPrimitives.ReadInt64LittleEndian(header) == Magic
-                && BinaryPrimitives.ReadInt64LittleEndian(header[16..]) == pages)
-            {
-                id = BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
-            }
-        }
-        if (id == 0)
-        {
-            id = Random.Shared.NextInt64(1, long.MaxValue);
-            string temp = path + ".new";
-            using (SafeFileHandle made = File.OpenHandle(temp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
-            {
-                header.Clear();
-                BinaryPrimitives.WriteInt64LittleEndian(header, Magic);
-                BinaryPrimitives.WriteInt64LittleEndian(header[8..], id);
-                BinaryPrimitives.WriteInt64LittleEndian(header[16..], pages);
-                RandomAccess.SetLength(made, size);
-                RandomAccess.Write(made, header, 0);
-                RandomAccess.FlushToDisk(made);
-            }
-            File.Move(temp, path, overwrite: true);
-            DirectorySync.Flush(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        }
+        long id = SlotTableFile.OpenOrMake(path, Magic, pages, durable: true, _ => true, _ => { });
         return new DirtyLog(File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite), id, pages);
     }
 
