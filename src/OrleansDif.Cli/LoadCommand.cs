@@ -174,6 +174,11 @@ internal static class LoadCommand
                 console.MarkupLine($"chaos: {chaosReport.Kills} kills{(chaosReport.PowerLosses > 0 ? $" ({chaosReport.PowerLosses} power losses, every silo at once)" : "")} ({Markup.Escape(string.Join(", ", chaosReport.Killed))}), {chaosReport.Restarts} restarts, "
                     + $"{chaosReport.ReactivatedPages} pages came back; acknowledged writes lost: synced {chaosReport.SyncedLost}, unsynced {chaosReport.UnsyncedLost}; "
                     + $"fsyncs reporting lost pages {chaosReport.FsyncLossReports} (false reports {chaosReport.FalseLossReports}), failed {chaosReport.FsyncFailures}; calls retried {chaosReport.RetriedCalls}");
+                if (chaosReport.PowerLosses > 0 && chaosReport.FalseLossReports > 0 && cluster.Volumes.FirstOrDefault() is { DirtyLog: false })
+                {
+                    console.MarkupLine("  the volume keeps no dirty log (dirtyLog: false): after a power loss a page that may have lost writes is reported lost, "
+                        + "so some reports are false; --set volumes:0:dirtyLog=true makes them exact");
+                }
             }
             if (options.Inject.Count > 0)
             {
