@@ -11,6 +11,7 @@ public sealed class DurabilityLedger(long incarnation)
 {
     private readonly Dictionary<(int Page, long Epoch), (long Version, long Generation, long AckTable)> _owed = [];
     private readonly Dictionary<(int Page, long Epoch), long> _landed = [];
+    private readonly Dictionary<(int Page, long Epoch), long> _paidGeneration = []; // the latest registration a landed command carried
     private readonly Dictionary<int, Dictionary<int, (long Version, long Boot)>> _unflushed = [];
     private readonly Dictionary<int, long> _durable = [];
     private readonly HashSet<int> _flushRequested = [];
@@ -37,6 +38,10 @@ public sealed class DurabilityLedger(long incarnation)
     public void Registered(int page, long version, long generation, long ackTable = 0)
     {
         var key = (page, PageVersion.EpochOf(version));
+        if (_paidGeneration.GetValueOrDefault(key) >= generation)
+        {
+            return; // a registration that arrives after a command carrying it landed (the flusher interleaves calls): paid already
+        }
         if (!_owed.TryGetValue(key, out var owed) || owed.Generation < generation)
         {
             _owed[key] = (version, generation, ackTable);
@@ -88,6 +93,7 @@ public sealed class DurabilityLedger(long incarnation)
         {
             _owed.Remove(key);
         }
+        _paidGeneration[key] = Math.Max(_paidGeneration.GetValueOrDefault(key), generation);
         _landed[key] = Math.Max(_landed.GetValueOrDefault(key), version);
     }
 
@@ -195,6 +201,7 @@ public sealed class DurabilityLedger(long incarnation)
     {
         bool owed = _owed.Remove((page, epoch));
         bool short_ = _landed.Remove((page, epoch), out long landed) && loadedVersion < landed;
+        _paidGeneration.Remove((page, epoch));
         if (lastAcknowledged >= 0)
         {
             return loadedVersion < lastAcknowledged;

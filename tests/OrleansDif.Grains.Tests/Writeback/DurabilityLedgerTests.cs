@@ -106,6 +106,20 @@ public sealed class DurabilityLedgerTests
     }
 
     [Fact]
+    public void ARegistrationThatArrivesAfterACommandCarryingItLandedIsNotOwed()
+    {
+        var ledger = new DurabilityLedger(Me);
+        // The flusher interleaves calls: a writeback that found the page dirty by asking it landed first.
+        ledger.Landed(3, 0, V(5, 2), generation: 2, boot: 1001);
+        ledger.Registered(3, V(5, 2), 2);
+        Assert.DoesNotContain(3, ledger.PendingPages.Where(p => !ledger.Unflushed(p)));
+        Assert.False(ledger.DropOwedOfOtherActivations(3, current: 6, loadedVersion: V(5, 2))); // nothing owed to call lost
+        // A later registration of the same activation is owed as before.
+        ledger.Registered(3, V(5, 3), 3);
+        Assert.True(ledger.DropOwedOfOtherActivations(3, current: 6, loadedVersion: V(5, 2)));
+    }
+
+    [Fact]
     public void AfterAPowerLossTheDirtyLogsPeriodStartJudgesExactly()
     {
         var ledger = new DurabilityLedger(Me);
