@@ -446,6 +446,16 @@ public sealed class ProtocolSimulation : IDisposable
     /// <summary>Content a memory fault in the known window put on a disk unchecked, by page and version.</summary>
     private readonly Dictionary<(int Page, long Version), List<byte[]>> _windowed = [];
 
+    /// <summary>The contents of <paramref name="version"/> of <paramref name="page"/> that went out with a memory fault in the known window.</summary>
+    private List<byte[]> Windowed(int page, long version)
+    {
+        if (!_windowed.TryGetValue((page, version), out List<byte[]>? contents))
+        {
+            _windowed[(page, version)] = contents = [];
+        }
+        return contents;
+    }
+
     private bool Write()
     {
         Slot slot = RandomSlot();
@@ -798,11 +808,7 @@ public sealed class ProtocolSimulation : IDisposable
             {
                 Violate(Invariant.WrongContentServed, $"the disk took page {slot.Page} at {Describe(version)} with content no client wrote, and no memory fault ever hit the page ({Difference(slot.Page, version, command.Data)})");
             }
-            if (!_windowed.TryGetValue((slot.Page, version), out List<byte[]>? landed))
-            {
-                _windowed[(slot.Page, version)] = landed = [];
-            }
-            landed.Add((byte[])command.Data.Clone()); // the same version may land again, from another buffer
+            Windowed(slot.Page, version).Add((byte[])command.Data.Clone()); // the same version may land again, from another buffer
             if (_contents.TryGetValue((slot.Page, version), out byte[]? wanted))
             {
                 int size = _config.SectorSize;
@@ -841,7 +847,7 @@ public sealed class ProtocolSimulation : IDisposable
         };
         int spp = _config.SectorsPerPage;
         int block = _config.SectorSize + PiTuple.Size;
-        long elsewhere = (command.Lba + spp) % (disk.Cache.SectorCount - spp + 1); // where a misdirected command goes
+        long elsewhere = disk.MisdirectedTarget(command.Lba, spp);
         byte[] before = new byte[spp * block];
         disk.Cache.ReadRaw(elsewhere, before);
         if (disk.LandFaulty(kind, command.Lba, command.Data, command.Pi, command.Versions) is not long went)
@@ -877,12 +883,7 @@ public sealed class ProtocolSimulation : IDisposable
             byte[] data = new byte[spp * _config.SectorSize];
             byte[] pi = new byte[spp * PiTuple.Size];
             disk.Cache.Read(command.Lba, data, pi);
-            long version = command.Versions[0];
-            if (!_windowed.TryGetValue((slot.Page, version), out List<byte[]>? mixes))
-            {
-                _windowed[(slot.Page, version)] = mixes = [];
-            }
-            mixes.Add(data);
+            Windowed(slot.Page, command.Versions[0]).Add(data);
         }
         if (kind == FaultKind.MisdirectedWrite)
         {

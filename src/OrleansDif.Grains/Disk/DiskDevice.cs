@@ -54,7 +54,7 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
         switch (fault)
         {
             case FaultKind.MisdirectedWrite:
-                long target = (lba + count) % (disk.SectorCount - count + 1);
+                long target = MisdirectedTarget(lba, count);
                 disk.Write(target, data, pi);
                 return target;
             case FaultKind.TornWrite:
@@ -75,6 +75,9 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
                 throw new StorageException(StorageError.InvalidConfig, $"{FaultKinds.Name(fault)} is not a fault of a disk command");
         }
     }
+
+    /// <summary>Where a misdirected command of <paramref name="sectors"/> sectors meant for <paramref name="lba"/> lands: one command-length further on, wrapping.</summary>
+    public long MisdirectedTarget(long lba, int sectors) => (lba + sectors) % (disk.SectorCount - sectors + 1);
 
     /// <summary>Reads <paramref name="data"/>.Length bytes from <paramref name="lba"/>, every tuple verified: the first failure, or null.</summary>
     public PiError? Read(long lba, Span<byte> data, Span<byte> pi)

@@ -74,8 +74,7 @@ public sealed class PageGrain(
         }
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "write"));
         long version = _machine.Version;
-        Task logged = LogPeriod();
-        await Task.WhenAll(Apply(effect), logged); // both observed, whichever fails
+        await ApplyAndLog(effect);
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, false, _machine.Epoch, _machine.LoadedVersion);
     }
@@ -110,8 +109,7 @@ public sealed class PageGrain(
         }
         DifMetrics.Writes.Add(1, new KeyValuePair<string, object?>("kind", "store"));
         long version = _machine.Version;
-        Task logged = LogPeriod();
-        await Task.WhenAll(Apply(effect), logged); // both observed, whichever fails
+        await ApplyAndLog(effect);
         _acks?.Record(_page, version); // acknowledged from here on
         return new WriteResult(WriteStatus.Ok, version, stallMs, faulted, _machine.Epoch, _machine.LoadedVersion);
     }
@@ -408,6 +406,14 @@ public sealed class PageGrain(
     /// write that opened the period asks for the record (group-committed with other pages'), the others of the period
     /// wait for that same record.
     /// </summary>
+    private Task ApplyAndLog(DirtyEffect effect)
+    {
+        Task logged = LogPeriod();
+        Task applied = Apply(effect);
+        // Both observed, whichever fails; no combined task when there is no record to wait for (the usual case).
+        return logged.IsCompletedSuccessfully ? applied : Task.WhenAll(applied, logged);
+    }
+
     private Task LogPeriod()
     {
         if (_dirtyLog is null)

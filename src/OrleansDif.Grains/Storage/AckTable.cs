@@ -119,14 +119,7 @@ public sealed class AckTable : IDisposable
         return entry == 0 || of < epoch ? 0 : of == epoch ? entry : -1;
     }
 
-    private long Offset(int page)
-    {
-        if ((uint)page >= (uint)Pages)
-        {
-            throw new StorageException(StorageError.OutOfRange, $"page {page} is outside the acknowledgement table of {Pages} pages");
-        }
-        return HeaderSize + page * 8L;
-    }
+    private long Offset(int page) => SlotTableFile.SlotOffset(page, Pages, "acknowledgement table");
 
     /// <summary>An exclusive lock file: one process at a time opens or makes a table.</summary>
     internal static FileStream LockFile(string path)

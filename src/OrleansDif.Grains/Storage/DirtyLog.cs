@@ -25,7 +25,6 @@ namespace OrleansDif.Grains;
 public sealed class DirtyLog : IDisposable
 {
     private const long Magic = 0x3159545249444644;  // "DFDIRTY1"
-    private const int HeaderSize = SlotTableFile.HeaderSize; // magic, log id, pages
 
     private readonly SafeFileHandle _file;
     private readonly object _gate = new();
@@ -74,7 +73,7 @@ public sealed class DirtyLog : IDisposable
     /// </summary>
     public Task Record(int page, long version)
     {
-        CheckPage(page);
+        _ = Offset(page); // a page outside the log: a typed error, nothing recorded or read
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -96,7 +95,7 @@ public sealed class DirtyLog : IDisposable
     /// </summary>
     public long Read(int page)
     {
-        CheckPage(page);
+        _ = Offset(page); // a page outside the log: a typed error, nothing recorded or read
         lock (_gate)
         {
             if (_pending.TryGetValue(page, out long pending) || _writing.TryGetValue(page, out pending))
@@ -158,15 +157,7 @@ public sealed class DirtyLog : IDisposable
         }
     }
 
-    private void CheckPage(int page)
-    {
-        if ((uint)page >= (uint)Pages)
-        {
-            throw new StorageException(StorageError.OutOfRange, $"page {page} is outside the dirty log of {Pages} pages");
-        }
-    }
-
-    private static long Offset(int page) => HeaderSize + page * 8L;
+    private long Offset(int page) => SlotTableFile.SlotOffset(page, Pages, "dirty log");
 
     private static TaskCompletionSource NewBatch() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -11,6 +11,16 @@ internal static class SlotTableFile
 {
     public const int HeaderSize = 64;
 
+    /// <summary>Where page <paramref name="page"/>'s slot is in a table of <paramref name="pages"/> (<paramref name="table"/> names it in the error).</summary>
+    public static long SlotOffset(int page, int pages, string table)
+    {
+        if ((uint)page >= (uint)pages)
+        {
+            throw new StorageException(StorageError.OutOfRange, $"page {page} is outside the {table} of {pages} pages");
+        }
+        return HeaderSize + page * 8L;
+    }
+
     /// <summary>Whether the rest of an existing table's header (after magic, id and pages) is one to keep.</summary>
     public delegate bool HeaderCheck(ReadOnlySpan<byte> header);
 
