@@ -33,6 +33,31 @@ public static class GrainKeys
     public static IDiskGrain Disk(this IGrainFactory factory, string volume, int disk) =>
         Cached(factory, Cache.GetValue(factory, static _ => new References()).Disks, volume, disk);
 
+    /// <summary>
+    /// Copy <paramref name="copy"/> of disk <paramref name="disk"/> of a mirrored volume: copy 0 is the disk itself
+    /// ("volume/disk", the mirror set's primary), copy c &gt; 0 is "volume/disk/c".
+    /// </summary>
+    public static IDiskGrain DiskCopy(this IGrainFactory factory, string volume, int disk, int copy) =>
+        copy == 0 ? factory.Disk(volume, disk) : factory.GetGrain<IDiskGrain>(OfCopy(volume, disk, copy));
+
+    public static string OfCopy(string volume, int disk, int copy) => copy == 0 ? Of(volume, disk) : $"{volume}/{disk}/{copy}";
+
+    /// <summary>Splits a disk key, "volume/disk" (copy 0) or "volume/disk/copy".</summary>
+    public static (string Volume, int Disk, int Copy) ParseDisk(string key)
+    {
+        var (head, last) = Parse(key);
+        int slash = head.LastIndexOf('/');
+        if (slash > 0 && int.TryParse(head.AsSpan(slash + 1), out int disk))
+        {
+            if (last <= 0)
+            {
+                throw new StorageException(StorageError.OutOfRange, $"grain key '{key}': a disk copy is numbered from 1");
+            }
+            return (head[..slash], disk, last);
+        }
+        return (head, last, 0);
+    }
+
     private static T Cached<T>(IGrainFactory factory, ConcurrentDictionary<(string, int), T> cache, string volume, int number)
         where T : IGrainWithStringKey
     {

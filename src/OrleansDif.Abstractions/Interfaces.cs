@@ -194,6 +194,24 @@ public interface IDiskGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<long> Flush();
 
+    /// <summary>
+    /// <see cref="Flush"/> of this disk alone (not its mirror copies), saying how far it reached: every write of
+    /// activation <see cref="DiskFlushedBatch.Boot"/> up to landing <see cref="DiskFlushedBatch.FlushedUpTo"/> is on
+    /// the medium. What a mirror set's primary asks of its copies.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<DiskFlushedBatch> FlushMarked();
+
+    /// <summary>
+    /// Compares every page slot of a mirrored disk's copies and mends them: a copy failing a check is rewritten from
+    /// one that passes with the same page version (counted as repaired), a copy behind is written from the primary
+    /// (resynced). On a disk without mirrors, verifies every slot. Call it on the disk (copy 0).
+    /// </summary>
+    Task<ScrubResult> Scrub();
+
+    /// <summary>Every repair this disk's mirror set made, in order: a history kept beside the image by the disk (copy 0) for every copy.</summary>
+    Task<RepairRecord[]> GetRepairLog();
+
     /// <summary>Reads and verifies sectors; <see cref="StorageError.IntegrityError"/> when stored PI does not match.</summary>
     Task<DiskReadResult> Read(long lba, int sectors);
 

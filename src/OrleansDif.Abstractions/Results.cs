@@ -53,16 +53,44 @@ public sealed record DiskWriteResult(
     [property: Id(0)] bool Accepted,
     [property: Id(1)] ProtectionFailure? Failure,
     [property: Id(2)] bool Stale = false,
-    [property: Id(3)] long Boot = 0)
+    [property: Id(3)] long Boot = 0,
+    [property: Id(4)] long Landed = 0)
 {
     public static readonly DiskWriteResult Ok = new(true, null);
 }
 
-/// <summary>The results of a batch of page commands and the disk activation whose flush followed them.</summary>
+/// <summary>
+/// The results of a batch of page commands and the disk activation whose flush followed them; the flush put on the
+/// medium every write of that activation up to landing <see cref="FlushedUpTo"/> (a write's <see cref="DiskWriteResult.Landed"/>).
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record DiskFlushedBatch(
     [property: Id(0)] DiskWriteResult[] Results,
-    [property: Id(1)] long Boot);
+    [property: Id(1)] long Boot,
+    [property: Id(2)] long FlushedUpTo = 0);
+
+/// <summary>
+/// A page slot of a mirror set's copy found failing a check and rewritten from a good copy: at
+/// <see cref="Lba"/> (the page's first) of copy <see cref="Copy"/> (0: the primary), the check that failed.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record RepairRecord(
+    [property: Id(0)] long Lba,
+    [property: Id(1)] int Copy,
+    [property: Id(2)] CheckKind Check);
+
+/// <summary>
+/// A scrub of one disk (every copy of a mirror set): page slots compared, rewritten because a check failed on one
+/// copy (<see cref="Repaired"/>), written to a copy that was behind (<see cref="Resynced"/>), failing on every copy
+/// that could stand in (<see cref="Unrepairable"/>), and still out of sync (a copy unreachable, or ahead of the primary).
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record ScrubResult(
+    [property: Id(0)] long Slots,
+    [property: Id(1)] long Repaired,
+    [property: Id(2)] long Resynced,
+    [property: Id(3)] long Unrepairable,
+    [property: Id(4)] int OutOfSync);
 
 /// <summary>A page read from its disk for a page activation: data and PI (verified), the version the disk holds for it, and a new epoch when asked.</summary>
 [GenerateSerializer, Immutable]
@@ -93,7 +121,11 @@ public sealed record DiskStats(
     [property: Id(9)] double VerifyMs,
     [property: Id(10)] long Flushes = 0,
     [property: Id(11)] long StaleRefused = 0,
-    [property: Id(12)] long MetadataCommits = 0);
+    [property: Id(12)] long MetadataCommits = 0,
+    [property: Id(13)] long Repaired = 0,
+    [property: Id(14)] long Resynced = 0,
+    [property: Id(15)] int OutOfSync = 0,
+    [property: Id(16)] long Unrepairable = 0);
 
 /// <summary>Page states of the page cache.</summary>
 public enum PageState

@@ -67,6 +67,13 @@ public sealed record VolumeConfig
     /// that lost nothing).
     /// </summary>
     [Id(16)] public bool DirtyLog { get; init; }
+    /// <summary>
+    /// Copies of each disk (1: none, 2 or 3: a mirror set per disk, the copies on different silos). Copy 0, the
+    /// primary, takes every command first and passes what it accepted to the others; a command succeeds when the
+    /// primary takes it, and a copy that fails is recorded out of sync and resynced. A read or a scrub meeting a
+    /// failed check on one copy serves a good one (same page version, every check passed) and rewrites the bad.
+    /// </summary>
+    [Id(17)] public int Mirrors { get; init; } = 1;
 
     /// <summary>The application tag that carries page version <paramref name="version"/>: never 0xFFFF, the escape value.</summary>
     public static ushort VersionTag(long version) => (ushort)((ulong)version % 0xFFFF);
@@ -145,6 +152,7 @@ public sealed record VolumeConfig
         Check(DirtyThreshold is >= 1, "dirtyThreshold", $"{DirtyThreshold} must be at least 1");
         Check(LeaseMs is >= 10 and <= 600_000, "leaseMs", $"{LeaseMs} must be 10..600000");
         Check(UnstableDelayMs is >= 0 and <= 10_000, "unstableDelayMs", $"{UnstableDelayMs} must be 0..10000");
+        Check(Mirrors is >= 1 and <= 3, "mirrors", $"{Mirrors} must be 1, 2 or 3");
         Check(AppTag != 0xFFFF, "appTag", "0xFFFF is the escape value: it would turn every check off");
     }
 

@@ -275,6 +275,7 @@ internal static class LoadCommand
         {
             table.AddRow([kind, .. reports.Select(r => r.Faults?.GetValueOrDefault(kind) is FaultStats f
                 ? (f.Silent > 0 ? $"{f.Detected}/{f.Injected} [red]silent {f.Silent}[/]" : $"{f.Detected}/{f.Injected}")
+                  + (f.Repaired > 0 ? $" repaired {f.Repaired}" : "")
                   + (f.Masked > 0 ? $" masked {f.Masked}" : "") + (f.Pending > 0 ? $" pending {f.Pending}" : "")
                 : "-")]);
         }
@@ -309,6 +310,12 @@ internal static class LoadCommand
         Row("stale commands / lease expiries", r => r.Durability is { } d ? $"{d.StaleCommands} / {d.LeaseExpiries}" : "-");
         Row("verify: pages / mismatched / lost", r => $"{r.Verify.Pages} / {r.Verify.Mismatched} / {r.Verify.Lost}");
         Row("integrity errors reported", r => r.Verify.IntegrityErrors.ToString());
+        if (reports.Any(r => r.Mirror is not null))
+        {
+            Row("mirror: repaired / resynced", r => r.Mirror is { } m ? $"{m.Repaired} / {m.Resynced}" : "-");
+            Row("  unrepairable / out of sync", r => r.Mirror is { } m ? $"{m.Unrepairable} / {m.OutOfSync}" : "-");
+            Row("  scrub: slots / repaired", r => r.Mirror is { } m ? $"{m.ScrubbedSlots} / {m.ScrubRepaired}" : "-");
+        }
         Row("errors", r => r.Errors.Count.ToString());
         Row("result", r => r.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
         return table;

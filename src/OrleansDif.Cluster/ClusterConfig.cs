@@ -38,6 +38,7 @@ public sealed class VolumeSection
     public bool VersionTags { get; set; } = true;
     public bool StoreTags { get; set; } = true;
     public bool DirtyLog { get; set; }
+    public int Mirrors { get; set; } = 1;
 
     public VolumeConfig ToVolumeConfig() => new()
     {
@@ -57,6 +58,7 @@ public sealed class VolumeSection
         VersionTags = VersionTags,
         StoreTags = StoreTags,
         DirtyLog = DirtyLog,
+        Mirrors = Mirrors,
     };
 }
 

@@ -10,7 +10,8 @@ public sealed record FaultStats(
     [property: JsonPropertyName("silent")] int Silent,
     [property: JsonPropertyName("masked")] int Masked,
     [property: JsonPropertyName("pending")] int Pending,
-    [property: JsonPropertyName("silentPages")] IReadOnlyList<int>? SilentPages = null);
+    [property: JsonPropertyName("silentPages")] IReadOnlyList<int>? SilentPages = null,
+    [property: JsonPropertyName("repaired")] int Repaired = 0);
 
 /// <summary>
 /// Injects faults while a load runs and attributes what the checks reported to them afterwards. Every
@@ -21,13 +22,14 @@ public sealed record FaultStats(
 /// reported one of the pages it touched (a disk rejection, a poisoned page, an integrity error on a read or at
 /// verification), <c>silent</c> when the byte-exact read-back found one of them wrong with no check reporting it,
 /// <c>masked</c> otherwise (overwritten before it mattered); <c>pending</c> faults were never applied (their page
-/// was not written back again).
+/// was not written back again). On a mirrored volume a disk fault hits one copy (disk d's copy d mod mirrors), and a fault is
+/// also <c>repaired</c> (and detected) when its mirror set rewrote a page it touched on that copy from a good one.
 /// </summary>
 public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IReadOnlyList<FaultKind> kinds, int every, int[] coldPages, int maxTargets)
 {
     private readonly ConcurrentDictionary<int, FaultKind> _targeted = new();
     private readonly ConcurrentDictionary<int, byte> _detected = new();
-    private readonly ConcurrentQueue<(FaultKind Kind, int Page)> _immediate = new();   // applied as they were asked for
+    private readonly ConcurrentQueue<(FaultKind Kind, int Page, int Copy)> _immediate = new();   // applied as they were asked for
     private readonly ConcurrentDictionary<FaultKind, int> _requested = new();
     private long _acks;
     private int _nextCold;
@@ -63,21 +65,26 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
             return; // one fault per page: a report on a page names its fault
         }
         var (disk, lba) = volume.Locate(page);
+        // On a mirrored volume every fault of disk d hits its copy d mod mirrors: the primary of some disks, another copy
+        // of others, and always one copy of each sector good. Two faults on two copies of one sector are independent
+        // and rare on real disks; here faults come every few writes, and a misdirected command damages pages it was not
+        // meant for, so faults spread over the copies would meet on one sector and leave nothing to repair it from.
+        int copy = disk % volume.Mirrors;
         switch (kind)
         {
             case FaultKind.PageBitflip:
                 await client.Page(volume.Id, page).InjectBitflip(rng.Next(VolumeConfig.PageSize * 8));
-                _immediate.Enqueue((kind, page));
+                _immediate.Enqueue((kind, page, 0));
                 break;
             case FaultKind.TransitBitflip:
                 await client.Flusher(volume.Id).InjectTransitBitflip(page);
                 break;
             case FaultKind.MediaBitrot:
-                await client.Disk(volume.Id, disk).InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
-                _immediate.Enqueue((kind, page));
+                await client.DiskCopy(volume.Id, disk, copy).InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
+                _immediate.Enqueue((kind, page, copy));
                 break;
             default:
-                await client.Disk(volume.Id, disk).InjectFault(kind, lba, 1);
+                await client.DiskCopy(volume.Id, disk, copy).InjectFault(kind, lba, 1);
                 break;
         }
         _requested.AddOrUpdate(kind, 1, (_, c) => c + 1);
@@ -98,38 +105,53 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
         {
             Detected(p);
         }
-        var applied = new List<(FaultKind Kind, List<int> Pages)>();
-        foreach (var (kind, page) in _immediate)
+        // Where each fault's damage went (a page on a copy), for the repairs; -1: not on a disk.
+        var applied = new List<(FaultKind Kind, List<int> Pages, int Copy)>();
+        foreach (var (kind, page, copy) in _immediate)
         {
-            applied.Add((kind, [page]));
+            applied.Add((kind, [page], kind == FaultKind.MediaBitrot ? copy : -1));
         }
         foreach (FaultRecord r in events.Applied)
         {
-            applied.Add((r.Kind, [r.Page]));
+            applied.Add((r.Kind, [r.Page], -1));
         }
+        var repaired = new HashSet<(int Page, int Copy)>();
         for (int d = 0; d < volume.Disks; d++)
         {
-            foreach (FaultRecord r in await client.Disk(volume.Id, d).GetFaultLog())
+            for (int c = 0; c < volume.Mirrors; c++)
             {
-                if (r.Kind == FaultKind.MediaBitrot)
+                foreach (FaultRecord r in await client.DiskCopy(volume.Id, d, c).GetFaultLog())
                 {
-                    continue; // counted when asked for (it is applied at once)
+                    if (r.Kind == FaultKind.MediaBitrot)
+                    {
+                        continue; // counted when asked for (it is applied at once)
+                    }
+                    var pages = PagesOf(d, r.Lba, r.Sectors);
+                    if (r.Kind == FaultKind.MisdirectedWrite)
+                    {
+                        pages.AddRange(PagesOf(d, r.TargetLba, r.Sectors)); // the data it overwrote
+                    }
+                    applied.Add((r.Kind, pages.Distinct().ToList(), c));
                 }
-                var pages = PagesOf(d, r.Lba, r.Sectors);
-                if (r.Kind == FaultKind.MisdirectedWrite)
+            }
+            if (volume.Mirrors > 1)
+            {
+                foreach (RepairRecord r in await client.Disk(volume.Id, d).GetRepairLog())
                 {
-                    pages.AddRange(PagesOf(d, r.TargetLba, r.Sectors)); // the data it overwrote
+                    foreach (int p in PagesOf(d, r.Lba, 1))
+                    {
+                        repaired.Add((p, r.Copy));
+                    }
                 }
-                applied.Add((r.Kind, pages.Distinct().ToList()));
             }
         }
         var stats = new Dictionary<string, FaultStats>();
         var affected = new HashSet<int>();
         foreach (FaultKind kind in kinds.Distinct())
         {
-            int injected = 0, detected = 0, silent = 0, masked = 0;
+            int injected = 0, detected = 0, silent = 0, masked = 0, mended = 0;
             var silentPages = new SortedSet<int>();
-            foreach (var (k, all) in applied.Where(a => a.Kind == kind))
+            foreach (var (k, all, copy) in applied.Where(a => a.Kind == kind))
             {
                 // A command fault touches every page of its command; a page another kind targeted is that kind's.
                 List<int> pages = all.Where(p => !_targeted.TryGetValue(p, out FaultKind owner) || owner == kind).ToList();
@@ -139,7 +161,12 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
                 }
                 affected.UnionWith(all); // whatever a fault touched is the faults' to explain, not the run's
                 injected++;
-                if (pages.Any(_detected.ContainsKey))
+                if (copy >= 0 && all.Any(p => repaired.Contains((p, copy))))
+                {
+                    mended++;
+                    detected++;
+                }
+                else if (pages.Any(_detected.ContainsKey))
                 {
                     detected++;
                 }
@@ -154,7 +181,7 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
                 }
             }
             int requested = _requested.GetValueOrDefault(kind);
-            stats[FaultKinds.Name(kind)] = new FaultStats(injected, detected, silent, masked, Math.Max(0, requested - injected), [.. silentPages.Take(50)]);
+            stats[FaultKinds.Name(kind)] = new FaultStats(injected, detected, silent, masked, Math.Max(0, requested - injected), [.. silentPages.Take(50)], mended);
         }
         return (stats, affected);
     }

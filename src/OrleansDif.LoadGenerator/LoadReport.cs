@@ -69,6 +69,21 @@ public sealed record DurabilityReport(
     [property: JsonPropertyName("staleCommands")] long StaleCommands,
     [property: JsonPropertyName("leaseExpiries")] long LeaseExpiries);
 
+/// <summary>
+/// A mirrored volume (<c>mirrors</c> copies of each disk) after its run: page slots rewritten from a good copy because
+/// a check failed on one (during the run, by reads, and by the final scrub), slots written to a copy that was behind
+/// (resync), slots that failed on every copy that could stand in, slots still out of sync, and what the final scrub
+/// compared.
+/// </summary>
+public sealed record MirrorReport(
+    [property: JsonPropertyName("copies")] int Copies,
+    [property: JsonPropertyName("repaired")] long Repaired,
+    [property: JsonPropertyName("resynced")] long Resynced,
+    [property: JsonPropertyName("unrepairable")] long Unrepairable,
+    [property: JsonPropertyName("outOfSync")] int OutOfSync,
+    [property: JsonPropertyName("scrubbedSlots")] long ScrubbedSlots,
+    [property: JsonPropertyName("scrubRepaired")] long ScrubRepaired);
+
 public sealed record VerifyReport(
     [property: JsonPropertyName("pages")] int Pages,
     [property: JsonPropertyName("mismatched")] int Mismatched,
@@ -134,6 +149,9 @@ public sealed record LoadReport
     /// masked (overwritten before it mattered), pending (never applied). Null when nothing was injected.
     /// </summary>
     [JsonPropertyName("faults")] public IReadOnlyDictionary<string, FaultStats>? Faults { get; init; }
+
+    /// <summary>A mirrored volume's copies after the run and a scrub of every disk; null without mirrors.</summary>
+    [JsonPropertyName("mirror")] public MirrorReport? Mirror { get; init; }
 
     /// <summary>Silo kills during the run (<c>--chaos kill-silo</c>); null when none were asked for.</summary>
     [JsonPropertyName("chaos")] public ChaosReport? Chaos { get; init; }

@@ -148,6 +148,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
         }
 
         var verify = new VerifyReport(0, 0, 0, 0);
+        MirrorReport? mirror = null;
         Dictionary<string, FaultStats>? faults = null;
         WritebackStats wbAfter = wbBefore;
         DiskStats[] diskAfter = diskBefore;
@@ -168,6 +169,15 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             if (chaos is null && model.UnsyncedLost > 0)
             {
                 errors.Enqueue($"{model.UnsyncedLost} acknowledged writes lost although no silo was killed");
+            }
+            if (volume.Mirrors > 1)
+            {
+                // Every slot of every copy compared and mended: what the reads did not meet (a fault on a copy) too.
+                ScrubResult[] scrubs = await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(d =>
+                    CallAsync(() => client.Disk(volume.Id, d).Scrub())));
+                DiskStats[] now = await DiskStatsAsync(volume);
+                mirror = new MirrorReport(volume.Mirrors, now.Sum(d => d.Repaired), now.Sum(d => d.Resynced),
+                    now.Sum(d => d.Unrepairable), now.Sum(d => d.OutOfSync), scrubs.Sum(r => r.Slots), scrubs.Sum(r => r.Repaired));
             }
             HashSet<int> affected = [];
             if (_injector is not null)
@@ -251,6 +261,7 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             TagsAtCopyIn = volume.TagsAtCopyIn,
             VersionTags = volume.VersionTags,
             Faults = faults,
+            Mirror = mirror,
             Chaos = chaos is null ? null : new ChaosReport(chaos.Kills, chaos.Restarts, model.SyncedLost, model.UnsyncedLost,
                 chaos.Killed, model.Reactivations, Interlocked.Read(ref _lossReports), Interlocked.Read(ref _fsyncFailures), Interlocked.Read(ref _retried),
                 chaos.Restarts == 0 ? 0 : Interlocked.Read(ref Live.Writes) + Interlocked.Read(ref Live.Stores) - chaos.WritesAtLastRestart,

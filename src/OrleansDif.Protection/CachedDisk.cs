@@ -188,6 +188,21 @@ public sealed class CachedDisk : IDisposable
         return System.IO.Hashing.XxHash64.HashToUInt64(tuples);
     }
 
+    /// <summary>
+    /// How many writes the cache has taken (a write's landing sequence): a <see cref="FlushAsync"/> called after a
+    /// write was taken puts it on the medium, so a flush begun at <c>Landings == n</c> covers every landing up to n.
+    /// </summary>
+    public long Landings
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _writeGeneration;
+            }
+        }
+    }
+
     /// <summary>The version the disk holds for the page slot of <paramref name="lba"/> (0: never written by a page).</summary>
     public long HeldVersion(long lba)
     {
@@ -241,6 +256,29 @@ public sealed class CachedDisk : IDisposable
                 Write(lba, data, pi);
             }
             return fenced;
+        }
+    }
+
+    /// <summary>
+    /// A repair: the slot's content rewritten at the version the slot holds (from a good copy of that version), the
+    /// fence unchanged. Refused (<see cref="FencedWrite.Stale"/>) unless the slot holds exactly
+    /// <paramref name="version"/>: a newer write that landed meanwhile is left alone. Not a new write, so the floor a
+    /// new page activation claimed does not refuse it. The caller verified the PI.
+    /// </summary>
+    public FencedWrite RewriteHeld(long lba, ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, long version)
+    {
+        lock (_gate)
+        {
+            if (lba % _slotSectors != 0 || data.Length != _slotSectors * _image.Format.DataSize)
+            {
+                throw new DifArgumentException(DifError.NotWholeSectors, $"a repair rewrites one whole slot of {_slotSectors} sectors");
+            }
+            if (_held[SlotOf(lba)] != version)
+            {
+                return FencedWrite.Stale;
+            }
+            Write(lba, data, pi);
+            return FencedWrite.Accepted;
         }
     }
 

@@ -11,13 +11,32 @@ namespace OrleansDif.Grains;
 /// Writes are durable after a flush, which runs off the grain's turn and coalesces with concurrent ones. Reads
 /// verify the stored tuples and never return corrupt data as good. A volume's disks are spread over the silos
 /// (<see cref="DiskSpreadPlacement"/>). Reentrant: a flush under way does not hold writes back.
+/// <para>
+/// Mirrors (<see cref="VolumeConfig.Mirrors"/> &gt; 1): this grain ("volume/d") is the mirror set's primary, copy 0,
+/// and its copies are disk grains "volume/d/c" on other silos. The primary runs every command first and passes
+/// the commands it accepted to each copy (one batch per copy, with the flush when there is one); a command succeeds
+/// when the primary takes it, and a copy that does not take it (no answer within <see cref="CopyTimeout"/>, a
+/// refusal, or an answer from a new activation that lost its cache) is recorded out of sync in the
+/// <see cref="MirrorSet"/> and resynced in the background. A page load that fails a check on the primary (a tuple,
+/// or a sector's version tag) is served from a copy holding the same page version that passes every check, and the
+/// primary's slot is rewritten from it (repaired); <see cref="Scrub"/> does the same for every slot of every copy.
+/// </para>
 /// </summary>
 [Reentrant]
 [DiskSpreadPlacement]
-public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openImages, ILogger<DiskGrain> logger) : Grain, IDiskGrain
+public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImages openImages, ILogger<DiskGrain> logger) : Grain, IDiskGrain
 {
     /// <summary>The most a command batch carries (the same bound as one command).</summary>
     public const long MaxBatchBytes = 16 << 20;
+
+    /// <summary>How long a primary waits for a copy before recording it out of sync (liveness only: versions decide what a copy may serve).</summary>
+    public static readonly TimeSpan CopyTimeout = TimeSpan.FromSeconds(5);
+
+    private int _copy;
+    private MirrorSet? _mirror;
+    private bool _resyncing;
+    private readonly Dictionary<long, TaskCompletionSource> _mending = [];
+    private long _repaired, _unrepairable, _copyFailures;
 
     private DiskImage? _image;
     private CachedDisk? _disk;
@@ -47,27 +66,52 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         return Task.CompletedTask;
     }
 
-    public Task Format(VolumeConfig config, int disk)
+    public async Task Format(VolumeConfig config, int disk)
     {
-        var (volume, number) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
-        if (volume != config.Id || number != disk || disk >= config.Disks)
+        var (volume, number, copy) = GrainKeys.ParseDisk(this.GetPrimaryKeyString());
+        if (volume != config.Id || number != disk || disk >= config.Disks || copy >= config.Mirrors)
         {
             throw new StorageException(StorageError.InvalidConfig, $"disk {this.GetPrimaryKeyString()} is not disk {disk} of '{config.Id}'");
         }
         Open(config);
-        return Task.CompletedTask;
+        if (_mirror is not null)
+        {
+            // The copies exist before the volume is recorded, as the disks do.
+            await Task.WhenAll(Enumerable.Range(1, config.Mirrors - 1).Select(c => GrainFactory.DiskCopy(volume, disk, c).Format(config, disk)));
+            StartResync();
+        }
     }
 
-    public Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi) => WriteCommand(lba, data, pi, null);
+    public async Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi)
+    {
+        DiskWriteResult result = await WriteCommand(lba, data, pi, null);
+        if (result.Accepted && _mirror is not null)
+        {
+            await ForwardPlain(lba, data, pi);
+        }
+        return result;
+    }
 
     public async Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions)
     {
         await EnsureOpen();
         CheckPageCommand(lba, data, versions);
-        return await WriteCommand(lba, data!, pi, versions);
+        DiskWriteResult result = await WriteCommand(lba, data!, pi, versions);
+        if (result.Accepted && _mirror is not null)
+        {
+            await Forward([new DiskCommand(lba, data!, pi, versions)], flush: false);
+        }
+        return result;
     }
 
     public async Task<DiskWriteResult[]> WritePageBatch(DiskCommand[] commands)
+    {
+        DiskWriteResult[] results = await RunBatch(commands);
+        await Forward(Accepted(commands, results), flush: false);
+        return results;
+    }
+
+    private async Task<DiskWriteResult[]> RunBatch(DiskCommand[] commands)
     {
         await EnsureOpen();
         if (commands is null || commands.Length == 0)
@@ -96,8 +140,38 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
 
     public async Task<DiskFlushedBatch> WritePageBatchAndFlush(DiskCommand[] commands)
     {
-        DiskWriteResult[] results = await WritePageBatch(commands);
-        return new DiskFlushedBatch(results, await Flush());
+        DiskWriteResult[] results = await RunBatch(commands);
+        // The copies get the accepted commands and their flush in one call each, while this disk flushes.
+        Task copies = Forward(Accepted(commands, results), flush: true);
+        DiskFlushedBatch flushed = await FlushLocal();
+        await copies;
+        return flushed with { Results = results };
+    }
+
+    private DiskCommand[] Accepted(DiskCommand[] commands, DiskWriteResult[] results)
+    {
+        if (_mirror is null)
+        {
+            return [];
+        }
+        int n = 0;
+        for (int i = 0; i < results.Length; i++)
+        {
+            n += results[i].Accepted ? 1 : 0;
+        }
+        if (n == commands.Length)
+        {
+            return commands;
+        }
+        var accepted = new DiskCommand[n];
+        for (int i = 0, j = 0; i < results.Length; i++)
+        {
+            if (results[i].Accepted)
+            {
+                accepted[j++] = commands[i];
+            }
+        }
+        return accepted;
     }
 
     private void CheckPageCommand(long lba, byte[]? data, long[]? versions)
@@ -118,9 +192,25 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         CheckRange(lba, _config.SectorsPerPage);
         DiskPageRead read = _device!.LoadPage(lba, claim);
+        if (_mirror is not null && (read.Failure ?? VersionFailure(lba, read.Pi, read.HeldVersion)) is ProtectionFailure bad)
+        {
+            ReadError(bad);
+            if (await RepairFromCopies(lba, read.HeldVersion, bad) is SlotRead good)
+            {
+                _sectorsRead += _config.SectorsPerPage;
+                return read with { Data = good.Data, Pi = good.Pi, Failure = null, Error = null };
+            }
+            if (read.Failure is null)
+            {
+                return read; // a version tag no copy could mend: the page reports it
+            }
+        }
         if (read.Failure is ProtectionFailure failure)
         {
-            ReadError(failure);
+            if (_mirror is null)
+            {
+                ReadError(failure);
+            }
             return read with { Error = $"disk {this.GetPrimaryKeyString()}: {failure}" };
         }
         _sectorsRead += _config.SectorsPerPage;
@@ -137,9 +227,24 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
     public async Task<long> Flush()
     {
         await EnsureOpen();
+        Task copies = Forward([], flush: true);
+        DiskFlushedBatch flushed = await FlushLocal();
+        await copies;
+        return flushed.Boot;
+    }
+
+    public async Task<DiskFlushedBatch> FlushMarked()
+    {
+        await EnsureOpen();
+        return await FlushLocal();
+    }
+
+    private async Task<DiskFlushedBatch> FlushLocal()
+    {
         CachedDisk disk = _disk!;
+        long upTo = disk.Landings; // taken before the flush begins: every landing up to here is in it
         await disk.FlushAsync();
-        return disk.Boot;
+        return new DiskFlushedBatch([], disk.Boot, upTo);
     }
 
     private async Task<DiskWriteResult> WriteCommand(long lba, byte[] data, byte[] pi, long[]? versions)
@@ -175,7 +280,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
                 return Stale();
             }
             Log(new FaultRecord(fault, lba, count, target, -1));
-            return new DiskWriteResult(true, null, false, disk.Boot); // acknowledged, whatever reached the medium
+            return new DiskWriteResult(true, null, false, disk.Boot, disk.Landings); // acknowledged, whatever reached the medium
         }
         await StepHooks.PassAsync(_config!.Id, StepHooks.DiskCommand);
         if (!ReferenceEquals(disk, _disk))
@@ -188,7 +293,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         }
         _sectorsWritten += count;
         DifMetrics.DiskSectorsWritten.Add(count);
-        return new DiskWriteResult(true, null, false, disk.Boot);
+        return new DiskWriteResult(true, null, false, disk.Boot, disk.Landings);
     }
 
     private DiskWriteResult Stale()
@@ -235,7 +340,7 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         await EnsureOpen();
         return new DiskStats(_sectorsWritten, _sectorsRead, _rejected.Guard, _rejected.App, _rejected.Ref, _readErrors, _commands,
             _image!.Path, RuntimeIdentity, _verifyTicks * 1000.0 / System.Diagnostics.Stopwatch.Frequency,
-            _disk!.Flushes, _stale, _disk.MetadataCommits);
+            _disk!.Flushes, _stale, _disk.MetadataCommits, _repaired, _mirror?.ResyncedSlots ?? 0, _mirror?.OutOfSyncCount ?? 0, _unrepairable);
     }
 
     public async Task InjectFault(FaultKind kind, long lba, int count)
@@ -296,15 +401,18 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         {
             return;
         }
-        var (volume, disk) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
+        var (volume, disk, copy) = GrainKeys.ParseDisk(this.GetPrimaryKeyString());
         VolumeConfig config = await GrainFactory.Volume(volume).GetConfig();
-        if (disk < 0 || disk >= config.Disks)
+        if (disk < 0 || disk >= config.Disks || copy >= config.Mirrors)
         {
-            throw new StorageException(StorageError.OutOfRange, $"volume '{volume}' has no disk {disk}");
+            throw new StorageException(StorageError.OutOfRange, copy == 0
+                ? $"volume '{volume}' has no disk {disk}"
+                : $"volume '{volume}' has no copy {copy} of disk {disk} (mirrors {config.Mirrors})");
         }
         if (_image is null)
         {
             Open(config);
+            StartResync(); // a primary that starts has no record: it compares every slot
         }
     }
 
@@ -314,9 +422,13 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         {
             return;
         }
-        var (_, disk) = GrainHelpers.ParseKey(this.GetPrimaryKeyString());
-        string path = options.Value.ImagePath(config.Id, disk);
+        var (_, disk, copy) = GrainKeys.ParseDisk(this.GetPrimaryKeyString());
+        string path = options.Value.ImagePath(config.Id, disk, copy);
         var format = new SectorFormat(config.SectorSize);
+        if (!File.Exists(path))
+        {
+            File.Delete(path + ".repairs"); // a new image has no repair history
+        }
         DiskImage image = File.Exists(path)
             ? DiskImage.Open(path, writable: true)
             : DiskImage.Create(path, format, (PiType)config.PiType, config.SectorsPerDisk, this.GetPrimaryKeyString());
@@ -330,6 +442,12 @@ public sealed class DiskGrain(IOptions<StorageOptions> options, OpenImages openI
         _device = new DiskDevice(config, _disk);
         _config = config;
         _verifyOnWrite = config.VerifyOnDisk;
+        _copy = copy;
+        if (copy == 0 && config.Mirrors > 1)
+        {
+            _mirror = new MirrorSet(config.Mirrors, config.SectorsPerDisk / config.SectorsPerPage);
+            _mirror.AllOutOfSync();
+        }
     }
 
     public async Task SetVerifyOnWrite(bool enabled)

@@ -4,7 +4,8 @@ using Orleans.Runtime.Placement;
 namespace OrleansDif.Grains;
 
 /// <summary>
-/// Disk d of a volume goes to silo d mod N of the compatible silos in address order: a volume's disks are
+/// Disk d of a volume goes to silo d mod N of the compatible silos in address order (copy c of a mirrored disk d to
+/// silo d + c mod N): a volume's disks are
 /// spread evenly over the cluster (a hash could put two of three disks on one silo), and the same disk lands
 /// on the same silo for as long as the membership is the same. A key without a number (a volume's flusher)
 /// goes by a stable hash of the key, so the flushers of many volumes spread over the silos too, unless the calling
@@ -33,6 +34,13 @@ public sealed class DiskSpreadPlacementDirector(LocalPageCaches? local = null) :
         int slash = key.LastIndexOf('/');
         int n = -1;
         bool numbered = slash >= 0 && int.TryParse(key.AsSpan(slash + 1), out n) && n >= 0;
+        if (numbered && key.IndexOf('/') != slash)
+        {
+            // Copy c of disk d ("volume/d/c") goes c silos further on than the disk: a mirror set's copies on
+            // different silos while there are as many silos as copies.
+            var (_, disk, copy) = GrainKeys.ParseDisk(key);
+            n = disk + copy;
+        }
         if (!numbered && PageCachePlacementDirector.WantsLocal(target, context, local, key))
         {
             // A volume's flusher activated for pages placed on the calling silo (the NBD front end's) goes with them:

@@ -24,7 +24,8 @@ public sealed class StorageOptions
 
     public string VolumePath(string volume) => Path.Combine(DataDirectory, "volumes", volume + ".json");
 
-    public string ImagePath(string volume, int disk) => Path.Combine(DataDirectory, $"{volume}.disk{disk}.img");
+    public string ImagePath(string volume, int disk, int copy = 0) =>
+        Path.Combine(DataDirectory, copy == 0 ? $"{volume}.disk{disk}.img" : $"{volume}.disk{disk}.copy{copy}.img");
 }
 
 public static class ServiceCollectionExtensions
