@@ -67,6 +67,7 @@ public class BadInputTests(ClusterFixture fixture)
     [InlineData("pages")]
     [InlineData("id")]
     [InlineData("appTag")]
+    [InlineData("mirrors")]
     public async Task InvalidVolumeConfigNamesTheField(string field)
     {
         var config = new VolumeConfig { Id = "bad-" + field };
@@ -77,6 +78,7 @@ public class BadInputTests(ClusterFixture fixture)
             "piType" => config with { PiType = 4 },
             "pages" => config with { Pages = 0 },
             "appTag" => config with { AppTag = 0xFFFF },
+            "mirrors" => config with { Mirrors = 4 },
             _ => config with { Id = "bad id!" },
         };
         string key = field == "id" ? "bad-id" : config.Id;

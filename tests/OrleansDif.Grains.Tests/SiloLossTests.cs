@@ -482,6 +482,88 @@ public class SiloLossTests(ClusterFixture fixture)
         await RestoreSilos(cluster);
     }
 
+    [Fact]
+    public async Task AMirrorCopySiloDiesHoldingUnflushedWritesAndTheCopyIsResyncedWhileWritesGoOn()
+    {
+        TestCluster cluster = fixture.Cluster;
+        string primary = cluster.Primary!.SiloAddress.ToString();
+        // A mirrored disk whose copy is on a secondary silo that holds neither the flusher nor the disk itself, and
+        // two pages of that disk elsewhere.
+        VolumeConfig? v = null;
+        int disk = -1;
+        string victimAddress = "";
+        List<int> pages = [];
+        for (int attempt = 0; attempt < 30 && v is null; attempt++)
+        {
+            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { Mirrors = 2, StripePages = 4 });
+            await _grains.Flusher(candidate).GetStats();
+            string flusherSilo = await FlusherSilo(candidate);
+            for (int d = 0; d < candidate.Disks && v is null; d++)
+            {
+                string copySilo = (await GrainKeys.DiskCopy(_grains, candidate.Id, d, 1).GetStats()).Silo;
+                if (copySilo == primary || copySilo == flusherSilo || copySilo == (await _grains.Disk(candidate, d).GetStats()).Silo)
+                {
+                    continue;
+                }
+                var found = new List<int>();
+                for (int p = 0; p < candidate.Pages && found.Count < 2; p++)
+                {
+                    if (candidate.Locate(p).Disk == d && (await _grains.Page(candidate, p).GetInfo()).Silo != copySilo)
+                    {
+                        found.Add(p);
+                    }
+                }
+                if (found.Count == 2)
+                {
+                    (v, disk, victimAddress, pages) = (candidate, d, copySilo, found);
+                }
+            }
+        }
+        Assert.NotNull(v);
+        IDiskGrain diskGrain = _grains.Disk(v, disk);
+        IDiskGrain copy = GrainKeys.DiskCopy(_grains, v.Id, disk, 1);
+        byte[][] first = [.. pages.Select(p => TestVolumes.Pattern(9400 + p))];
+        byte[][] second = [.. pages.Select(p => TestVolumes.Pattern(9500 + p))];
+        for (int i = 0; i < 2; i++)
+        {
+            await _grains.Page(v, pages[i]).Write(0, first[i], false);
+        }
+        Assert.True((await _grains.Flusher(v).Fsync(0, v.Pages)).Durable);
+        for (int i = 0; i < 2; i++)
+        {
+            await _grains.Page(v, pages[i]).Write(0, second[i], false);
+        }
+        Assert.Equal(2, await _grains.Flusher(v).StartWriteback(0, v.Pages)); // into the disk's and the copy's caches
+
+        SiloHandle victim = cluster.GetActiveSilos().First(s => s.SiloAddress.ToString() == victimAddress);
+        await cluster.KillSiloAsync(victim);      // the copy's cache dies with it
+        await victim.DisposeAsync();
+        await cluster.WaitForLivenessToStabilizeAsync();
+
+        // Writes and fsyncs go on: the disk takes them, and the copy, answering from a new activation, is behind.
+        FsyncResult f = await _grains.Flusher(v).Fsync(0, v.Pages);
+        Assert.True(f.Durable, f.Error);
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(second[i], await _grains.Page(v, pages[i]).ReadDurable());
+        }
+        // The copy is resynced from the disk in the background (bounded wait for the record to empty).
+        for (int n = 0; n < 600 && (await diskGrain.GetStats()).OutOfSync > 0; n++)
+        {
+            await Task.Delay(100);
+        }
+        Assert.Equal(0, (await diskGrain.GetStats()).OutOfSync);
+        for (int i = 0; i < 2; i++)
+        {
+            DiskPageRead held = await copy.LoadPage(v.Locate(pages[i]).Lba, claim: false);
+            Assert.Null(held.Failure);
+            Assert.Equal(second[i], held.Data);
+        }
+        ScrubResult scrub = await diskGrain.Scrub();
+        Assert.Equal(0, scrub.Repaired + scrub.Resynced + scrub.Unrepairable); // nothing left to mend
+        await RestoreSilos(cluster);
+    }
+
     /// <summary>
     /// Creates volumes until one has the placement a test needs (<paramref name="probe"/> finds it, or null):
     /// placement is Orleans', so a test looks for it rather than assuming it.

@@ -80,6 +80,9 @@ public class LoadOptionsTests
         Assert.Throws<UsageException>(() => LoadOptions.ParseChaosEvery("0writes"));
         Assert.Throws<UsageException>(() => LoadOptions.ParseChaosEvery("-5writes"));
         Assert.Throws<UsageException>(() => new LoadOptions { ChaosKills = 3 }.Validate());
+        // Kills go with media bit rot only (it hits pages made durable before the run), never with command or memory faults.
+        new LoadOptions { Local = true, KillSilos = true, Inject = [FaultKind.MediaBitrot] }.Validate();
+        Assert.Throws<UsageException>(() => new LoadOptions { Local = true, KillSilos = true, Inject = [FaultKind.MediaBitrot, FaultKind.LostWrite] }.Validate());
     }
 
     [Fact]

@@ -29,13 +29,9 @@ public sealed partial class DiskGrain
         try
         {
             IDiskGrain copy = CopyGrain(c);
-            if (commands.Length == 0)
-            {
-                DiskFlushedBatch alone = await copy.FlushMarked().WaitAsync(CopyTimeout);
-                mirror.Flushed(c, alone.Boot, alone.FlushedUpTo);
-                return;
-            }
-            DiskFlushedBatch? flushed = flush ? await copy.WritePageBatchAndFlush(commands).WaitAsync(CopyTimeout) : null;
+            DiskFlushedBatch? flushed = !flush ? null
+                : commands.Length == 0 ? await copy.FlushMarked().WaitAsync(CopyTimeout)
+                : await copy.WritePageBatchAndFlush(commands).WaitAsync(CopyTimeout);
             DiskWriteResult[] results = flushed?.Results ?? await copy.WritePageBatch(commands).WaitAsync(CopyTimeout);
             for (int i = 0; i < commands.Length; i++)
             {
@@ -149,6 +145,22 @@ public sealed partial class DiskGrain
             }
         }
         return null;
+    }
+
+    /// <summary>A sector read met a failed check: each failing page slot of the range rewritten from a good copy. False when none was.</summary>
+    private async Task<bool> RepairRange(long lba, int sectors)
+    {
+        int spp = _config!.SectorsPerPage;
+        bool any = false;
+        for (long slot = lba - lba % spp; slot < lba + sectors; slot += spp)
+        {
+            if (ReadOwnSlot(slot) is { Good: false } own)
+            {
+                ReadError(own.Failure!);
+                any |= await RepairFromCopies(slot, own.Held, own.Failure!) is not null;
+            }
+        }
+        return any;
     }
 
     private async Task RepairOwn(long lba, SlotRead good, ProtectionFailure failure)

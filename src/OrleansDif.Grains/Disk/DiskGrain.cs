@@ -319,10 +319,18 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
         byte[] data = new byte[sectors * size];
         byte[] pi = new byte[sectors * PiTuple.Size];
         // Reads always verify, whatever VerifyOnDisk says: corrupt data is never returned as good.
-        if (_device!.Read(lba, data, pi) is PiError error)
+        PiError? error = _device!.Read(lba, data, pi);
+        if (error is not null && _mirror is not null && await RepairRange(lba, sectors))
         {
-            ProtectionFailure failure = GrainHelpers.ToFailure(error);
-            ReadError(failure);
+            error = _device.Read(lba, data, pi); // the failing slots rewritten from good copies
+        }
+        if (error is PiError failed)
+        {
+            ProtectionFailure failure = GrainHelpers.ToFailure(failed);
+            if (_mirror is null)
+            {
+                ReadError(failure); // a mirror set counted it where it tried to repair it
+            }
             throw new StorageException(StorageError.IntegrityError, $"disk {this.GetPrimaryKeyString()}: {failure}", failure);
         }
         _sectorsRead += sectors;
