@@ -80,7 +80,20 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
                 await client.Flusher(volume.Id).InjectTransitBitflip(page);
                 break;
             case FaultKind.MediaBitrot:
-                await client.DiskCopy(volume.Id, disk, copy).InjectFault(kind, lba + rng.Next(volume.SectorsPerPage), 1);
+                long sector = lba + rng.Next(volume.SectorsPerPage);
+                for (int attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        await client.DiskCopy(volume.Id, disk, copy).InjectFault(kind, sector, 1);
+                        break;
+                    }
+                    catch (Exception e) when (attempt < 5 && (e is TimeoutException || e is OrleansException))
+                    {
+                        // A silo died under the call (chaos): rot again until one call is answered; a sector rotted
+                        // twice is still one fault of its page.
+                    }
+                }
                 _immediate.Enqueue((kind, page, copy));
                 break;
             default:

@@ -179,6 +179,38 @@ public sealed class LoadEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task OnAMirroredVolumeEveryDiskFaultIsRepairedFromAGoodCopy()
+    {
+        string config = WriteConfig(_dir, pages: 48);
+        string json = Path.Combine(_dir, "mirrored.json");
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--set", "faultInjection=true",
+            "--set", "volumes:0:mirrors=2", "--policy", "stable", "--pages", "32", "--writers", "4", "--duration", "3s",
+            "--mix", "write=90,read=10", "--inject", "media-bitrot,misdirected-write,torn-write,lost-write", "--inject-every", "10",
+            "--seed", "5", "--json", json);
+        string siloLog = Path.Combine(_dir, "data", "silos.log");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}\nsilo output:\n{(File.Exists(siloLog) ? File.ReadAllText(siloLog) : "(none)")}");
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
+        JsonElement faults = doc.RootElement.GetProperty("faults");
+        foreach (string kind in new[] { "media-bitrot", "misdirected-write", "torn-write", "lost-write" })
+        {
+            JsonElement f = faults.GetProperty(kind);
+            Assert.True(f.GetProperty("silent").GetInt32() == 0, $"{kind}: {f}");
+            // Whatever a check met, a good copy mended: one copy of each sector is left alone by the faults.
+            Assert.True(f.GetProperty("repaired").GetInt32() == f.GetProperty("detected").GetInt32(), $"{kind}: {f}");
+        }
+        JsonElement rot = faults.GetProperty("media-bitrot");
+        Assert.True(rot.GetProperty("injected").GetInt32() > 0);
+        Assert.Equal(rot.GetProperty("injected").GetInt32(), rot.GetProperty("repaired").GetInt32());
+        JsonElement mirror = doc.RootElement.GetProperty("mirror");
+        Assert.Equal(2, mirror.GetProperty("copies").GetInt32());
+        Assert.Equal(0, mirror.GetProperty("unrepairable").GetInt64());
+        Assert.True(mirror.GetProperty("repaired").GetInt64() >= rot.GetProperty("injected").GetInt32(), mirror.ToString());
+        Assert.Equal(0, doc.RootElement.GetProperty("verify").GetProperty("integrityErrors").GetInt32()); // every read served good data
+        Assert.True(doc.RootElement.GetProperty("passed").GetBoolean());
+        Assert.Contains("mirror: repaired / resynced", stdout);
+    }
+
+    [Fact]
     public async Task InjectWithFaultInjectionDisabledIsAUsageError()
     {
         string config = WriteConfig(_dir);
