@@ -240,6 +240,8 @@ public static class Crc16T10Dif
 
         public static int PrefetchAhead => 0;
 
+        public static bool EightAccumulators => false;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
             where TCopy : struct, ICopyMode

@@ -40,6 +40,7 @@ public static class Crc64Nvme
     public static ulong Compute(ReadOnlySpan<byte> data) => Compute(data, Vector512Supported ? 512 : Vector128Supported ? 128 : 0);
 
     /// <summary>The guard with a chosen kernel: 512, 128 or 0 (the table), for tests and the benchmark.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Compute(ReadOnlySpan<byte> data, int kernel)
     {
         ref byte src = ref MemoryMarshal.GetReference(data);
@@ -67,6 +68,7 @@ public static class Crc64Nvme
         return Run<DoCopy>(ref MemoryMarshal.GetReference(source), ref MemoryMarshal.GetReference(destination), (nuint)source.Length, kernel);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Run<TCopy>(ref byte src, ref byte dst, nuint length, int kernel)
         where TCopy : struct, ICopyMode
     {
@@ -112,6 +114,8 @@ public static class Crc64Nvme
         public static bool Reflected => true;
 
         public static int PrefetchAhead => 2048;
+
+        public static bool EightAccumulators => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<ulong> Load128<TCopy>(ref byte src, ref byte dst, nuint offset)
