@@ -151,13 +151,19 @@ public interface IWritebackGrain : IGrainWithStringKey
     Task<WritebackEvents> GetEvents();
 }
 
-/// <summary>An emulated DIF-formatted disk. Key: "volume/disk".</summary>
+/// <summary>
+/// An emulated DIF-formatted disk. Key: "volume/disk"; on a mirrored volume that is the mirror set's primary (copy 0),
+/// and its copies are "volume/disk/copy" (<see cref="GrainKeys.DiskCopy"/>), written by the primary only.
+/// </summary>
 public interface IDiskGrain : IGrainWithStringKey
 {
     /// <summary>Creates (formats) the disk image, or opens it when it exists with the same geometry.</summary>
     Task Format(VolumeConfig config, int disk);
 
-    /// <summary>A multi-sector write: every tuple verified before anything is cached; durable after the next <see cref="Flush"/>.</summary>
+    /// <summary>
+    /// A multi-sector write: every tuple verified before anything is cached; durable after the next <see cref="Flush"/>.
+    /// Refused (<see cref="StorageError.InvalidConfig"/>) on a mirrored volume, whose disks take page commands only.
+    /// </summary>
     Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi);
 
     /// <summary>
@@ -203,9 +209,10 @@ public interface IDiskGrain : IGrainWithStringKey
     Task<DiskFlushedBatch> FlushMarked();
 
     /// <summary>
-    /// Compares every page slot of a mirrored disk's copies and mends them: a copy failing a check is rewritten from
-    /// one that passes with the same page version (counted as repaired), a copy behind is written from the primary
-    /// (resynced). On a disk without mirrors, verifies every slot. Call it on the disk (copy 0).
+    /// Compares every page slot of a mirrored disk's copies and mends them: the disk's own slot failing a check is
+    /// rewritten from a copy that passes every check with the same page version, a copy failing one is rewritten from
+    /// the disk (both counted as repaired), a copy behind is written from the disk (resynced). On a disk without
+    /// mirrors, verifies every slot. Call it on the disk (copy 0).
     /// </summary>
     Task<ScrubResult> Scrub();
 

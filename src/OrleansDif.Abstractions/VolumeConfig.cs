@@ -68,7 +68,8 @@ public sealed record VolumeConfig
     /// </summary>
     [Id(16)] public bool DirtyLog { get; init; }
     /// <summary>
-    /// Copies of each disk (1: none, 2 or 3: a mirror set per disk, the copies on different silos). Copy 0, the
+    /// Copies of each disk (1: none, 2 or 3: a mirror set per disk, copy c placed c silos further on than the disk, so
+    /// on different silos while there are as many silos as copies). Needs <see cref="VersionTags"/>. Copy 0, the
     /// primary, takes every command first and passes what it accepted to the others; a command succeeds when the
     /// primary takes it, and a copy that fails is recorded out of sync and resynced. A read or a scrub meeting a
     /// failed check on one copy serves a good one (same page version, every check passed) and rewrites the bad.
@@ -153,6 +154,7 @@ public sealed record VolumeConfig
         Check(LeaseMs is >= 10 and <= 600_000, "leaseMs", $"{LeaseMs} must be 10..600000");
         Check(UnstableDelayMs is >= 0 and <= 10_000, "unstableDelayMs", $"{UnstableDelayMs} must be 0..10000");
         Check(Mirrors is >= 1 and <= 3, "mirrors", $"{Mirrors} must be 1, 2 or 3");
+        Check(Mirrors == 1 || VersionTags, "mirrors", "a mirrored volume needs versionTags: without them a copy that lost a write passes every check and could stand in for a good one");
         Check(AppTag != 0xFFFF, "appTag", "0xFFFF is the escape value: it would turn every check off");
     }
 

@@ -33,6 +33,19 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
     private readonly ConcurrentDictionary<FaultKind, int> _requested = new();
     private long _acks;
     private int _nextCold;
+    private int[] _repairsBefore = [];
+
+    /// <summary>
+    /// Notes how many repairs each mirrored disk's history holds before the run: only the run's own repairs are
+    /// attributed to its faults.
+    /// </summary>
+    public async Task BeginAsync()
+    {
+        if (volume.Mirrors > 1)
+        {
+            _repairsBefore = await Task.WhenAll(Enumerable.Range(0, volume.Disks).Select(async d => (await client.Disk(volume.Id, d).GetRepairLog()).Length));
+        }
+    }
 
     public IReadOnlyList<FaultKind> Kinds => kinds;
 
@@ -149,7 +162,7 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
             }
             if (volume.Mirrors > 1)
             {
-                foreach (RepairRecord r in await client.Disk(volume.Id, d).GetRepairLog())
+                foreach (RepairRecord r in (await client.Disk(volume.Id, d).GetRepairLog()).Skip(d < _repairsBefore.Length ? _repairsBefore[d] : 0))
                 {
                     foreach (int p in PagesOf(d, r.Lba, 1))
                     {
@@ -174,19 +187,21 @@ public sealed class FaultInjector(IClusterClient client, VolumeConfig volume, IR
                 }
                 affected.UnionWith(all); // whatever a fault touched is the faults' to explain, not the run's
                 injected++;
-                if (copy >= 0 && all.Any(p => repaired.Contains((p, copy))))
+                bool found = pages.Any(_detected.ContainsKey);
+                if (!found && pages.Any(mismatched.Contains))
+                {
+                    // Wrong at read-back with no check reporting it: silent, whatever a mirror rewrote.
+                    silent++;
+                    silentPages.UnionWith(pages.Where(mismatched.Contains));
+                }
+                else if (copy >= 0 && all.Any(p => repaired.Contains((p, copy))))
                 {
                     mended++;
                     detected++;
                 }
-                else if (pages.Any(_detected.ContainsKey))
+                else if (found)
                 {
                     detected++;
-                }
-                else if (pages.Any(mismatched.Contains))
-                {
-                    silent++;
-                    silentPages.UnionWith(pages.Where(mismatched.Contains));
                 }
                 else
                 {

@@ -125,6 +125,10 @@ public sealed class LoadRunner(IClusterClient client, ClusterConfig cluster, Loa
             _injector = options.Inject.Count > 0
                 ? new FaultInjector(client, volume, options.Inject, options.InjectEvery, cold.Length > 0 ? cold : [], Math.Max(1, options.Pages / 2))
                 : null;
+            if (_injector is not null)
+            {
+                await RetryAsync(_injector.BeginAsync);
+            }
         }
         else
         {

@@ -547,11 +547,10 @@ public class SiloLossTests(ClusterFixture fixture)
         {
             Assert.Equal(second[i], await _grains.Page(v, pages[i]).ReadDurable());
         }
-        // The copy is resynced from the disk in the background (bounded wait for the record to empty).
-        for (int n = 0; n < 600 && (await diskGrain.GetStats()).OutOfSync > 0; n++)
-        {
-            await Task.Delay(100);
-        }
+        // The copy is resynced from the disk (in the background, and by a scrub, which compares every slot now).
+        ScrubResult mended = await diskGrain.Scrub();
+        Assert.Equal(0, mended.Unrepairable);
+        Assert.Equal(0, mended.OutOfSync);
         Assert.Equal(0, (await diskGrain.GetStats()).OutOfSync);
         for (int i = 0; i < 2; i++)
         {

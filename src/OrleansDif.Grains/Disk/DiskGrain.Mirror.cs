@@ -63,39 +63,6 @@ public sealed partial class DiskGrain
         }
     }
 
-    /// <summary>A write without page versions (whole sectors anywhere), to every copy.</summary>
-    private async Task ForwardPlain(long lba, byte[] data, byte[] pi)
-    {
-        MirrorSet mirror = _mirror!;
-        int spp = _config!.SectorsPerPage;
-        long first = lba / spp;
-        int slots = (int)((lba + data.Length / _config.SectorSize - 1) / spp - first + 1);
-        await Task.WhenAll(Enumerable.Range(1, mirror.Copies - 1).Select(async c =>
-        {
-            try
-            {
-                DiskWriteResult r = await CopyGrain(c).Write(lba, data, pi).WaitAsync(CopyTimeout);
-                if (r.Accepted)
-                {
-                    mirror.Wrote(c, first, slots, r.Boot, r.Landed);
-                }
-                else
-                {
-                    mirror.Failed(c, first, slots);
-                }
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                mirror.Failed(c, first, slots);
-                CopyFailed(c, e);
-            }
-        }));
-        if (mirror.OutOfSyncCount > 0)
-        {
-            StartResync();
-        }
-    }
-
     private void CopyFailed(int c, Exception e)
     {
         _copyFailures++;
@@ -136,9 +103,10 @@ public sealed partial class DiskGrain
     /// </summary>
     private async Task<SlotRead?> RepairFromCopies(long lba, long held, ProtectionFailure failure)
     {
+        long slot = lba / _config!.SectorsPerPage;
         for (int c = 1; c < _mirror!.Copies; c++)
         {
-            if (await ReadCopySlot(c, lba) is SlotRead copy && copy.Good && copy.Held == held)
+            if (_mirror.CanStandIn(c, slot) && await ReadCopySlot(c, lba) is SlotRead copy && copy.Good && copy.Held == held)
             {
                 await RepairOwn(lba, copy, failure);
                 return copy;
@@ -163,15 +131,17 @@ public sealed partial class DiskGrain
         return any;
     }
 
-    private async Task RepairOwn(long lba, SlotRead good, ProtectionFailure failure)
+    /// <summary>This disk's slot rewritten from a good copy, and flushed; false when it no longer needed it (or a newer write landed).</summary>
+    private async Task<bool> RepairOwn(long lba, SlotRead good, ProtectionFailure failure)
     {
         // Only while the slot still fails: a scrub and a read may meet the same bad slot, and one repairs it.
         if (ReadOwnSlot(lba).Good || _disk!.RewriteHeld(lba, good.Data, good.Pi, good.Held) != Protection.FencedWrite.Accepted)
         {
-            return;
+            return false;
         }
         Repaired(lba, 0, failure.Check);
         await _disk.FlushAsync();
+        return true;
     }
 
     private void Repaired(long lba, int copy, CheckKind check)
@@ -231,16 +201,45 @@ public sealed partial class DiskGrain
         }
     }
 
+    private enum Mended
+    {
+        Done,
+        /// <summary>Not settled yet (a copy that did not answer or is ahead, a slot that changed meanwhile): again later.</summary>
+        Deferred,
+        /// <summary>This disk's slot fails a check and no copy that answered can stand in for it.</summary>
+        Unrepairable,
+    }
+
     /// <summary>
     /// Compares up to <paramref name="maxPerCopy"/> out-of-sync slots of each copy with this disk's and mends them;
-    /// returns the slots no copy could stand in for.
+    /// returns the slots this disk failed with no copy to stand in. Each copy first flushes what it cached (so that the
+    /// comparison judges what the copy keeps through a crash); a copy that does not answer is left for the rest of
+    /// the pass.
     /// </summary>
     private async Task<long> MendAsync(int maxPerCopy)
     {
         MirrorSet mirror = _mirror!;
+        var unreachable = new HashSet<int>();
+        for (int c = 1; c < mirror.Copies; c++)
+        {
+            try
+            {
+                DiskFlushedBatch flushed = await CopyGrain(c).FlushMarked().WaitAsync(CopyTimeout);
+                mirror.Flushed(c, flushed.Boot, flushed.FlushedUpTo);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                CopyFailed(c, e);
+                unreachable.Add(c);
+            }
+        }
         var slots = new SortedDictionary<long, List<(int Copy, long Sequence)>>();
         for (int c = 1; c < mirror.Copies; c++)
         {
+            if (unreachable.Contains(c))
+            {
+                continue;
+            }
             foreach (var (slot, sequence) in mirror.ToResync(c, maxPerCopy))
             {
                 if (!slots.TryGetValue(slot, out var list))
@@ -265,7 +264,7 @@ public sealed partial class DiskGrain
             _mending[slot] = mine;
             try
             {
-                unrepairable += await MendSlot(slot, copies) ? 0 : 1;
+                unrepairable += await MendSlot(slot, copies, unreachable) == Mended.Unrepairable ? 1 : 0;
             }
             finally
             {
@@ -276,43 +275,85 @@ public sealed partial class DiskGrain
         return unrepairable;
     }
 
-    /// <summary>One slot against the copies that may differ: false when this disk's slot fails and no copy can stand in.</summary>
-    private async Task<bool> MendSlot(long slot, List<(int Copy, long Sequence)> copies)
+    /// <summary>One slot against the copies recorded out of sync on it (and, when this disk's slot fails, any copy that may stand in).</summary>
+    private async Task<Mended> MendSlot(long slot, List<(int Copy, long Sequence)> copies, HashSet<int> unreachable)
     {
         MirrorSet mirror = _mirror!;
         long lba = slot * _config!.SectorsPerPage;
-        var reads = new SlotRead?[copies.Count];
-        for (int i = 0; i < copies.Count; i++)
+        var reads = new Dictionary<int, SlotRead?>();
+        async Task<SlotRead?> Read(int c)
         {
-            reads[i] = await ReadCopySlot(copies[i].Copy, lba);
+            if (!reads.TryGetValue(c, out SlotRead? read))
+            {
+                read = unreachable.Contains(c) ? null : await ReadCopySlot(c, lba);
+                reads[c] = read;
+                if (read is null)
+                {
+                    unreachable.Add(c);
+                }
+            }
+            return read;
+        }
+        foreach (var (c, _) in copies)
+        {
+            await Read(c);
         }
         SlotRead own = ReadOwnSlot(lba); // after the copies' reads: what this disk holds now
         if (!own.Good)
         {
-            ReadError(own.Failure!);
-            int donor = Array.FindIndex(reads, r => r is SlotRead read && MirrorSet.Judge(own, read) == MirrorAction.RepairPrimary);
-            if (donor < 0)
+            SlotRead? donor = null;
+            bool unanswered = false;
+            for (int c = 1; c < mirror.Copies && donor is null; c++)
             {
-                _unrepairable++;
-                logger.LogError("Disk {Disk}: LBA {Lba} (version {Held}) fails its {Check} check on every copy that could stand in; copies: {Copies}",
-                    this.GetPrimaryKeyString(), lba, own.Held, GrainHelpers.Tag(own.Failure!.Check),
-                    string.Join("; ", reads.Select((r, i) => r is SlotRead x
-                        ? $"copy {copies[i].Copy} version {x.Held}{(x.Failure is { } f ? $" failed {GrainHelpers.Tag(f.Check)} at LBA {f.Lba}" : " good")}"
-                        : $"copy {copies[i].Copy} did not answer")));
-                return false;
+                if (!mirror.CanStandIn(c, slot))
+                {
+                    continue;
+                }
+                SlotRead? read = await Read(c);
+                unanswered |= read is null;
+                if (read is SlotRead r && MirrorSet.Judge(own, r) == MirrorAction.RepairPrimary)
+                {
+                    donor = r;
+                }
             }
-            await RepairOwn(lba, reads[donor]!.Value, own.Failure!);
             own = ReadOwnSlot(lba);
+            if (donor is SlotRead good && !own.Good)
+            {
+                if (await RepairOwn(lba, good, own.Failure!))
+                {
+                    ReadError(own.Failure!);
+                }
+                own = ReadOwnSlot(lba);
+            }
             if (!own.Good)
             {
-                return true; // changed meanwhile: the next pass compares again
+                foreach (var (c, sequence) in copies)
+                {
+                    mirror.Defer(c, slot, sequence);
+                }
+                if (donor is not null || unanswered)
+                {
+                    return Mended.Deferred;
+                }
+                if (_unrepairableSeen.Add((slot, own.Held)))
+                {
+                    // Counted once per slot and version, however often a pass meets it again.
+                    _unrepairable++;
+                    ReadError(own.Failure!);
+                    logger.LogError("Disk {Disk}: LBA {Lba} (version {Held}) fails its {Check} check on every copy that could stand in; copies: {Copies}",
+                        this.GetPrimaryKeyString(), lba, own.Held, GrainHelpers.Tag(own.Failure!.Check),
+                        string.Join("; ", reads.Select(r => r.Value is SlotRead x
+                            ? $"copy {r.Key} version {x.Held}{(x.Failure is { } f ? $" failed {GrainHelpers.Tag(f.Check)} at LBA {f.Lba}" : " good")}{(mirror.CanStandIn(r.Key, slot) ? "" : ", stale")}"
+                            : $"copy {r.Key} did not answer")));
+                }
+                return Mended.Unrepairable;
             }
         }
-        for (int i = 0; i < copies.Count; i++)
+        foreach (var (c, sequence) in copies)
         {
-            var (c, sequence) = copies[i];
-            if (reads[i] is not SlotRead copy)
+            if (reads[c] is not SlotRead copy)
             {
+                mirror.Defer(c, slot, sequence);
                 continue;
             }
             switch (MirrorSet.Judge(own, copy))
@@ -320,19 +361,19 @@ public sealed partial class DiskGrain
                 case MirrorAction.InSync:
                     mirror.Resynced(c, slot, sequence, wrote: false);
                     break;
-                case MirrorAction.WriteCopy:
-                    if (await WriteCopySlot(c, slot, own))
+                case MirrorAction.WriteCopy when await WriteCopySlot(c, slot, own):
+                    if (copy.Failure is ProtectionFailure failed)
                     {
-                        if (copy.Failure is ProtectionFailure failed)
-                        {
-                            Repaired(lba, c, failed.Check);
-                        }
-                        mirror.Resynced(c, slot, sequence, wrote: copy.Failure is null); // a repair is counted as one, not as a resync
+                        Repaired(lba, c, failed.Check);
                     }
+                    mirror.Resynced(c, slot, sequence, wrote: copy.Failure is null); // a repair is counted as one, not as a resync
+                    break;
+                default:
+                    mirror.Defer(c, slot, sequence); // a copy ahead (its page writes the slot again), or a write it refused
                     break;
             }
         }
-        return true;
+        return Mended.Done;
     }
 
     private async Task<bool> WriteCopySlot(int c, long slot, SlotRead own)
@@ -371,13 +412,16 @@ public sealed partial class DiskGrain
             long bad = 0;
             for (long s = 0; s < slots; s++)
             {
-                if (ReadOwnSlot(s * _config.SectorsPerPage).Failure is ProtectionFailure failure)
+                if (ReadOwnSlot(s * _config.SectorsPerPage) is { Failure: ProtectionFailure failure } read)
                 {
-                    ReadError(failure);
                     bad++;
+                    if (_unrepairableSeen.Add((s, read.Held)))
+                    {
+                        _unrepairable++;
+                        ReadError(failure);
+                    }
                 }
             }
-            _unrepairable += bad;
             return new ScrubResult(slots, 0, 0, bad, 0);
         }
         long resyncedBefore = _mirror.ResyncedSlots;

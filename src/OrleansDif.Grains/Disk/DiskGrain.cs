@@ -36,6 +36,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
     private MirrorSet? _mirror;
     private bool _resyncing;
     private readonly Dictionary<long, TaskCompletionSource> _mending = [];
+    private readonly HashSet<(long Slot, long Held)> _unrepairableSeen = [];
     private long _repaired, _unrepairable, _copyFailures;
 
     private DiskImage? _image;
@@ -84,12 +85,14 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
 
     public async Task<DiskWriteResult> Write(long lba, byte[] data, byte[] pi)
     {
-        DiskWriteResult result = await WriteCommand(lba, data, pi, null);
-        if (result.Accepted && _mirror is not null)
+        await EnsureOpen();
+        if (_config!.Mirrors > 1)
         {
-            await ForwardPlain(lba, data, pi);
+            // A write without page versions would leave copies that missed it holding other bytes under the same version.
+            throw new StorageException(StorageError.InvalidConfig,
+                $"disk {this.GetPrimaryKeyString()} is mirrored: it takes page commands only, whose versions fence its copies");
         }
-        return result;
+        return await WriteCommand(lba, data, pi, null);
     }
 
     public async Task<DiskWriteResult> WritePages(long lba, byte[] data, byte[] pi, long[] versions)

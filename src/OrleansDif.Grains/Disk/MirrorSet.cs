@@ -32,13 +32,17 @@ public readonly record struct SlotRead(byte[] Data, byte[] Pi, long Held, Protec
 /// and its landing sequence); a flush of the same activation up to that sequence makes it held
 /// (<see cref="Flushed"/>).</item>
 /// <item>A copy that failed a command, or answered from another activation (its cache, and what the primary wrote
-/// into it, is gone), has those slots out of sync; so has every slot when the primary starts, since the record
-/// lives with it (<see cref="AllOutOfSync"/>: a full comparison, as md resyncs a raid1 without a bitmap).</item>
+/// into it, is gone), has those slots out of sync and stale: it may hold older bytes than the primary, and does not
+/// stand in for it (<see cref="CanStandIn"/>) until a page command or a resync writes the slot whole again.</item>
+/// <item>Every slot is out of sync, unverified, when the primary starts, since the record lives with it
+/// (<see cref="AllOutOfSync"/>: a full comparison, as md resyncs a raid1 without a bitmap).</item>
 /// <item>A resync compares an out-of-sync slot (<see cref="Judge"/>) and takes it off the record when it is done
-/// (<see cref="Resynced"/>), unless the slot went out of sync again meanwhile.</item>
+/// (<see cref="Resynced"/>), unless the slot went out of sync again meanwhile; one it cannot settle yet goes to
+/// the back (<see cref="Defer"/>), so that it does not hold up the others.</item>
 /// </list>
-/// The record gives liveness (what to compare and copy); safety does not rest on it: a copy stands in for the primary
-/// only when it holds the same page version and passes every check (<see cref="Judge"/>).
+/// A copy stands in for the primary only when the record does not know it stale, it holds the same page version,
+/// and it passes every check, the version tags included (<see cref="Judge"/>; a mirrored volume keeps version
+/// tags, and its disks take page commands only). A timeout only ever makes a copy less trusted.
 /// </summary>
 public sealed class MirrorSet
 {
@@ -47,6 +51,7 @@ public sealed class MirrorSet
         public long Boot;
         public readonly Dictionary<long, long> Unflushed = [];  // slot → landing sequence in Boot's cache
         public readonly Dictionary<long, long> OutOfSync = [];  // slot → the record's sequence when it went out of sync
+        public readonly HashSet<long> Stale = [];                // out of sync because a write did not reach it
     }
 
     private readonly Copy[] _copies;
@@ -89,6 +94,13 @@ public sealed class MirrorSet
     /// <summary>Whether copy <paramref name="copy"/> is recorded out of sync at <paramref name="slot"/>.</summary>
     public bool IsOutOfSync(int copy, long slot) => At(copy).OutOfSync.ContainsKey(slot);
 
+    /// <summary>
+    /// Whether copy <paramref name="copy"/> may stand in for the primary at <paramref name="slot"/>: not when a write
+    /// of the slot did not reach it (it may hold older bytes under the same version). An unverified slot (the primary
+    /// started) may: the version and the checks decide.
+    /// </summary>
+    public bool CanStandIn(int copy, long slot) => !At(copy).Stale.Contains(slot);
+
     /// <summary>Slots copy <paramref name="copy"/> holds only in its write cache.</summary>
     public int UnflushedCount(int copy) => At(copy).Unflushed.Count;
 
@@ -99,15 +111,16 @@ public sealed class MirrorSet
         {
             for (long s = 0; s < _slots; s++)
             {
-                MarkOutOfSync(_copies[c], s);
+                MarkOutOfSync(_copies[c], s, stale: false);
             }
         }
     }
 
     /// <summary>
     /// Copy <paramref name="copy"/> took a command for <paramref name="count"/> slots from <paramref name="slot"/> into
-    /// the cache of its activation <paramref name="boot"/>, as its <paramref name="landed"/>-th landing. An answer from
-    /// another activation than the one the record knows means the cache the record counted on is gone.
+    /// the cache of its activation <paramref name="boot"/>, as its <paramref name="landed"/>-th landing: the slots are
+    /// whole again (no longer stale). An answer from another activation than the one the record knows means the cache
+    /// the record counted on is gone. Answers may come in any order: a slot waits for the flush of its last landing.
     /// </summary>
     public void Wrote(int copy, long slot, int count, long boot, long landed)
     {
@@ -116,7 +129,8 @@ public sealed class MirrorSet
         for (long s = slot; s < slot + count; s++)
         {
             CheckSlot(s);
-            c.Unflushed[s] = landed;
+            c.Unflushed[s] = c.Unflushed.TryGetValue(s, out long earlier) ? Math.Max(earlier, landed) : landed;
+            c.Stale.Remove(s);
         }
     }
 
@@ -128,7 +142,7 @@ public sealed class MirrorSet
         {
             CheckSlot(s);
             c.Unflushed.Remove(s);
-            MarkOutOfSync(c, s);
+            MarkOutOfSync(c, s, stale: true);
         }
     }
 
@@ -160,19 +174,29 @@ public sealed class MirrorSet
         }
     }
 
-    /// <summary>Up to <paramref name="max"/> out-of-sync slots of <paramref name="copy"/>, each with its record sequence (for <see cref="Resynced"/>).</summary>
+    /// <summary>
+    /// Up to <paramref name="max"/> out-of-sync slots of <paramref name="copy"/>, longest waiting first, each with its
+    /// record sequence (for <see cref="Resynced"/>).
+    /// </summary>
     public List<(long Slot, long Sequence)> ToResync(int copy, int max)
     {
-        var list = new List<(long, long)>();
+        var list = new List<(long Slot, long Sequence)>(At(copy).OutOfSync.Count);
         foreach (var (slot, sequence) in At(copy).OutOfSync)
         {
-            if (list.Count >= max)
-            {
-                break;
-            }
             list.Add((slot, sequence));
         }
-        return list;
+        list.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        return list.Count > max ? list.GetRange(0, max) : list;
+    }
+
+    /// <summary>A slot a resync could not settle yet (a copy ahead, no answer): to the back of the queue, as it was (stale or not).</summary>
+    public void Defer(int copy, long slot, long sequence)
+    {
+        Copy c = At(copy);
+        if (c.OutOfSync.TryGetValue(slot, out long now) && now == sequence)
+        {
+            c.OutOfSync[slot] = ++_sequence;
+        }
     }
 
     /// <summary>
@@ -186,6 +210,7 @@ public sealed class MirrorSet
         if (c.OutOfSync.TryGetValue(slot, out long now) && now == sequence)
         {
             c.OutOfSync.Remove(slot);
+            c.Stale.Remove(slot);
         }
         if (wrote)
         {
@@ -225,7 +250,7 @@ public sealed class MirrorSet
             // The activation that cached these is gone, and its cache with it.
             foreach (long s in c.Unflushed.Keys)
             {
-                MarkOutOfSync(c, s);
+                MarkOutOfSync(c, s, stale: true);
             }
             c.Unflushed.Clear();
         }
@@ -233,7 +258,14 @@ public sealed class MirrorSet
         return lost;
     }
 
-    private void MarkOutOfSync(Copy c, long slot) => c.OutOfSync[slot] = ++_sequence;
+    private void MarkOutOfSync(Copy c, long slot, bool stale)
+    {
+        c.OutOfSync[slot] = ++_sequence;
+        if (stale)
+        {
+            c.Stale.Add(slot);
+        }
+    }
 
     private Copy At(int copy) => copy >= 1 && copy < _copies.Length
         ? _copies[copy]

@@ -88,6 +88,51 @@ public class MirrorSetTests
     }
 
     [Fact]
+    public void AnswersInAnyOrderWaitForTheFlushOfTheLastLanding()
+    {
+        var set = new MirrorSet(2, 8);
+        set.Wrote(1, 3, 1, boot: 7, landed: 11);   // the later command's answer came first
+        set.Wrote(1, 3, 1, boot: 7, landed: 10);
+        set.Flushed(1, boot: 7, upTo: 10);
+        Assert.Equal(1, set.UnflushedCount(1));     // landing 11 is not on the medium yet
+        set.Flushed(1, boot: 9, upTo: 20);          // and the copy came back without it
+        Assert.True(set.IsOutOfSync(1, 3));
+        Assert.False(set.CanStandIn(1, 3));
+    }
+
+    [Fact]
+    public void ACopyThatMissedAWriteDoesNotStandInUntilTheSlotIsWrittenWhole()
+    {
+        var set = new MirrorSet(2, 8);
+        set.AllOutOfSync();
+        Assert.True(set.CanStandIn(1, 2));          // unverified: the version and the checks decide
+        set.Failed(1, 2, 1);
+        Assert.False(set.CanStandIn(1, 2));         // stale: it may hold older bytes under the same version
+        set.Wrote(1, 2, 1, boot: 7, landed: 1);     // a later page command wrote the slot whole
+        Assert.True(set.CanStandIn(1, 2));
+        Assert.True(set.IsOutOfSync(1, 2));         // still compared once
+        set.Failed(1, 4, 1);
+        var (slot, sequence) = set.ToResync(1, 100).Single(e => e.Slot == 4);
+        set.Resynced(1, slot, sequence, wrote: true);
+        Assert.True(set.CanStandIn(1, 4));
+        Assert.False(set.IsOutOfSync(1, 4));
+    }
+
+    [Fact]
+    public void ASlotThatCannotBeSettledGoesToTheBackOfTheQueue()
+    {
+        var set = new MirrorSet(2, 8);
+        set.Failed(1, 0, 3);
+        Assert.Equal([0L, 1L, 2L], set.ToResync(1, 10).Select(e => e.Slot));
+        var (slot, sequence) = set.ToResync(1, 1)[0];
+        set.Defer(1, slot, sequence);
+        Assert.Equal([1L, 2L, 0L], set.ToResync(1, 10).Select(e => e.Slot));
+        Assert.False(set.CanStandIn(1, 0));         // deferred as it was: still stale
+        set.Defer(1, 1, sequence);                  // a sequence it no longer has: nothing moves
+        Assert.Equal([1L, 2L, 0L], set.ToResync(1, 10).Select(e => e.Slot));
+    }
+
+    [Fact]
     public void BadCopiesAndSlotsAreRefused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new MirrorSet(1, 8));
