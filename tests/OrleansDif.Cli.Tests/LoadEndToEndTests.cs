@@ -211,6 +211,44 @@ public sealed class LoadEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task ScrubOfALiveMirroredVolumeMendsACopyThatRottedWhileTheClusterWasDown()
+    {
+        string config = WriteConfig(_dir);
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--set", "volumes:0:mirrors=2",
+            "--pages", "16", "--writers", "2", "--duration", "1s", "--mix", "write=100");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        // Page 0 lives at LBA 0 of disk 0: rot one data bit of it in the copy's image, with every silo stopped.
+        string copy = Path.Combine(_dir, "data", "e2e-stable.disk0.copy1.img");
+        using (DiskImage image = DiskImage.Open(copy, writable: true))
+        {
+            byte[] raw = new byte[image.Format.BlockSize];
+            image.ReadRaw(0, raw);
+            Assert.NotEqual(0xFFFF, (raw[image.Format.DataSize + 2] << 8) | raw[image.Format.DataSize + 3]); // written, not escaped
+            raw[100] ^= 0x10;
+            image.WriteRaw(0, raw);
+            image.Flush();
+        }
+        Assert.False(Scrubber.Scrub(copy).Clean);
+
+        (exit, stdout, stderr) = await CliRunner.RunAsync("scrub", "--volume", "e2e-stable", "--local", "--config", config, "--json");
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        using JsonDocument doc = JsonDocument.Parse(stdout);
+        Assert.Equal(2, doc.RootElement.GetProperty("mirrors").GetInt32());
+        Assert.True(doc.RootElement.GetProperty("clean").GetBoolean());
+        JsonElement[] disks = [.. doc.RootElement.GetProperty("disks").EnumerateArray()];
+        Assert.Equal(2, disks.Length);
+        Assert.Equal(1, disks.Sum(d => d.GetProperty("repaired").GetInt64()));
+        Assert.All(disks, d => Assert.Equal(0, d.GetProperty("unrepairable").GetInt64()));
+        Assert.True(Scrubber.Scrub(copy).Clean); // rewritten from the disk, and flushed
+
+        (exit, _, stderr) = await CliRunner.RunAsync("scrub", "--config", config);
+        Assert.Equal(2, exit);
+        Assert.Contains("give an IMAGE, or --volume", stderr);
+        (exit, _, stderr) = await CliRunner.RunAsync("scrub", copy, "--volume", "e2e-stable", "--config", config);
+        Assert.Equal(2, exit);
+    }
+
+    [Fact]
     public async Task InjectWithFaultInjectionDisabledIsAUsageError()
     {
         string config = WriteConfig(_dir);
