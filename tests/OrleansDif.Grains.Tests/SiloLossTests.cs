@@ -424,14 +424,7 @@ public class SiloLossTests(ClusterFixture fixture)
                 {
                     continue;
                 }
-                var found = new List<int>();
-                for (int p = 0; p < candidate.Pages && found.Count < 4; p++)
-                {
-                    if (candidate.Locate(p).Disk == d && (await _grains.Page(candidate, p).GetInfo()).Silo != diskSilo)
-                    {
-                        found.Add(p);
-                    }
-                }
+                List<int> found = await PagesOfDiskNotOn(candidate, d, diskSilo, 4);
                 if (found.Count == 4)
                 {
                     return (d, found, diskSilo);
@@ -489,37 +482,24 @@ public class SiloLossTests(ClusterFixture fixture)
         string primary = cluster.Primary!.SiloAddress.ToString();
         // A mirrored disk whose copy is on a secondary silo that holds neither the flusher nor the disk itself, and
         // two pages of that disk elsewhere.
-        VolumeConfig? v = null;
-        int disk = -1;
-        string victimAddress = "";
-        List<int> pages = [];
-        for (int attempt = 0; attempt < 30 && v is null; attempt++)
+        var (v, (disk, pages, victimAddress)) = await FirstVolumeWhere(async candidate =>
         {
-            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, c => c with { Mirrors = 2, StripePages = 4 });
-            await _grains.Flusher(candidate).GetStats();
             string flusherSilo = await FlusherSilo(candidate);
-            for (int d = 0; d < candidate.Disks && v is null; d++)
+            for (int d = 0; d < candidate.Disks; d++)
             {
                 string copySilo = (await GrainKeys.DiskCopy(_grains, candidate.Id, d, 1).GetStats()).Silo;
                 if (copySilo == primary || copySilo == flusherSilo || copySilo == (await _grains.Disk(candidate, d).GetStats()).Silo)
                 {
                     continue;
                 }
-                var found = new List<int>();
-                for (int p = 0; p < candidate.Pages && found.Count < 2; p++)
-                {
-                    if (candidate.Locate(p).Disk == d && (await _grains.Page(candidate, p).GetInfo()).Silo != copySilo)
-                    {
-                        found.Add(p);
-                    }
-                }
+                List<int> found = await PagesOfDiskNotOn(candidate, d, copySilo, 2);
                 if (found.Count == 2)
                 {
-                    (v, disk, victimAddress, pages) = (candidate, d, copySilo, found);
+                    return (d, found, copySilo);
                 }
             }
-        }
-        Assert.NotNull(v);
+            return ((int, List<int>, string)?)null;
+        }, c => c with { Mirrors = 2, StripePages = 4 });
         IDiskGrain diskGrain = _grains.Disk(v, disk);
         IDiskGrain copy = GrainKeys.DiskCopy(_grains, v.Id, disk, 1);
         byte[][] first = [.. pages.Select(p => TestVolumes.Pattern(9400 + p))];
@@ -567,11 +547,12 @@ public class SiloLossTests(ClusterFixture fixture)
     /// Creates volumes until one has the placement a test needs (<paramref name="probe"/> finds it, or null):
     /// placement is Orleans', so a test looks for it rather than assuming it.
     /// </summary>
-    private async Task<(VolumeConfig Volume, T Found)> FirstVolumeWhere<T>(Func<VolumeConfig, Task<T?>> probe) where T : struct
+    private async Task<(VolumeConfig Volume, T Found)> FirstVolumeWhere<T>(Func<VolumeConfig, Task<T?>> probe,
+        Func<VolumeConfig, VolumeConfig>? tweak = null) where T : struct
     {
         for (int attempt = 0; attempt < 30; attempt++)
         {
-            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable);
+            VolumeConfig candidate = await TestVolumes.CreateAsync(_grains, WritebackPolicy.Stable, tweak);
             await _grains.Flusher(candidate).GetStats(); // activates it, so that its silo can be told
             if (await probe(candidate) is T found)
             {
@@ -579,6 +560,20 @@ public class SiloLossTests(ClusterFixture fixture)
             }
         }
         throw new Xunit.Sdk.XunitException("no volume with the placement this test needs in 30 tries");
+    }
+
+    /// <summary>Up to <paramref name="count"/> pages of disk <paramref name="disk"/> whose page grains live elsewhere than <paramref name="silo"/>.</summary>
+    private async Task<List<int>> PagesOfDiskNotOn(VolumeConfig v, int disk, string silo, int count)
+    {
+        var found = new List<int>();
+        for (int p = 0; p < v.Pages && found.Count < count; p++)
+        {
+            if (v.Locate(p).Disk == disk && (await _grains.Page(v, p).GetInfo()).Silo != silo)
+            {
+                found.Add(p);
+            }
+        }
+        return found;
     }
 
     /// <summary>Brings the cluster back to its three silos for the next test.</summary>
