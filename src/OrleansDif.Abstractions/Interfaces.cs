@@ -50,7 +50,7 @@ public interface IPageGrain : IGrainWithStringKey
     /// <paramref name="writtenTags"/>: the guard tag written for each sector, which the page caches where it has none.
     /// </summary>
     [AlwaysInterleave]
-    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ushort[]? writtenTags = null);
+    Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ulong[]? writtenTags = null);
 
     /// <summary>
     /// Reads the page from its disk (not the cache): the disk checks guard and reference tags, the page checks

@@ -18,8 +18,8 @@ public enum CheckKind
 public sealed record ProtectionFailure(
     [property: Id(0)] long Lba,
     [property: Id(1)] CheckKind Check,
-    [property: Id(2)] uint Expected,
-    [property: Id(3)] uint Actual)
+    [property: Id(2)] ulong Expected,
+    [property: Id(3)] ulong Actual)
 {
     /// <summary>SCSI sense key ABORTED COMMAND.</summary>
     public byte SenseKey => 0x0B;
@@ -203,7 +203,7 @@ public sealed record WritebackSnapshot(
     [property: Id(1)] Guid WritebackId,
     [property: Id(2)] long Version,
     [property: Id(3)] byte[] Content,
-    [property: Id(4)] ushort[] Tags,
+    [property: Id(4)] ulong[] Tags,
     [property: Id(5)] ulong ValidTags,
     [property: Id(6)] bool Copied,
     [property: Id(7)] long DirtyGeneration = 0,

@@ -11,6 +11,15 @@ public enum WritebackPolicy
     Unstable,
 }
 
+/// <summary>The guard tag of a volume's sectors.</summary>
+public enum GuardKind
+{
+    /// <summary>T10 DIF: a 16-bit CRC-16/T10-DIF guard in an 8-byte tuple.</summary>
+    Crc16,
+    /// <summary>NVMe 64b Guard: a 64-bit CRC-64/NVME guard in a 16-byte tuple (48-bit reference tag).</summary>
+    Crc64,
+}
+
 /// <summary>Everything that defines a volume. Validated by <see cref="Validate"/> before a volume is created.</summary>
 [GenerateSerializer, Immutable]
 public sealed record VolumeConfig
@@ -75,6 +84,22 @@ public sealed record VolumeConfig
     /// failed check on one copy serves a good one (same page version, every check passed) and rewrites the bad.
     /// </summary>
     [Id(17)] public int Mirrors { get; init; } = 1;
+    /// <summary>
+    /// The guard tag: <see cref="GuardKind.Crc16"/> (T10 DIF, 8-byte tuples) or <see cref="GuardKind.Crc64"/> (the NVMe
+    /// 64b Guard format, 16-byte tuples). Copy-in caching, reuse and every policy work the same with either.
+    /// </summary>
+    [Id(18)] public GuardKind Guard { get; init; } = GuardKind.Crc16;
+
+    /// <summary>Bytes of PI after each sector: 8, or 16 with the 64-bit guard.</summary>
+    public int TupleSize => Guard == GuardKind.Crc64 ? 16 : 8;
+
+    /// <summary>Parses "crc16" or "crc64".</summary>
+    public static GuardKind ParseGuard(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "crc16" => GuardKind.Crc16,
+        "crc64" => GuardKind.Crc64,
+        _ => throw new StorageException(StorageError.InvalidConfig, $"volume field 'guard': '{text}' is not crc16 or crc64"),
+    };
 
     /// <summary>The application tag that carries page version <paramref name="version"/>: never 0xFFFF, the escape value.</summary>
     public static ushort VersionTag(long version) => (ushort)((ulong)version % 0xFFFF);
@@ -155,6 +180,7 @@ public sealed record VolumeConfig
         Check(UnstableDelayMs is >= 0 and <= 10_000, "unstableDelayMs", $"{UnstableDelayMs} must be 0..10000");
         Check(Mirrors is >= 1 and <= 3, "mirrors", $"{Mirrors} must be 1, 2 or 3");
         Check(Mirrors == 1 || VersionTags, "mirrors", "a mirrored volume needs versionTags: without them a copy that lost a write passes every check and could stand in for a good one");
+        Check(Enum.IsDefined(Guard), "guard", $"{Guard} is not crc16 or crc64");
         Check(AppTag != 0xFFFF, "appTag", "0xFFFF is the escape value: it would turn every check off");
     }
 

@@ -39,6 +39,7 @@ public sealed class VolumeSection
     public bool StoreTags { get; set; } = true;
     public bool DirtyLog { get; set; }
     public int Mirrors { get; set; } = 1;
+    public string Guard { get; set; } = "crc16";
 
     public VolumeConfig ToVolumeConfig() => new()
     {
@@ -59,6 +60,7 @@ public sealed class VolumeSection
         StoreTags = StoreTags,
         DirtyLog = DirtyLog,
         Mirrors = Mirrors,
+        Guard = VolumeConfig.ParseGuard(Guard),
     };
 }
 

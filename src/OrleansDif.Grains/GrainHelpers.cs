@@ -9,7 +9,7 @@ internal static class GrainHelpers
         _ => CheckKind.Ref,
     };
 
-    public static ProtectionFailure ToFailure(Protection.PiError e) => new(e.Lba, From(e.Check), (uint)e.Expected, (uint)e.Actual); // the grains' T10 DIF fields fit in 32 bits
+    public static ProtectionFailure ToFailure(Protection.PiError e) => new(e.Lba, From(e.Check), e.Expected, e.Actual);
 
     public static string Tag(CheckKind check) => check switch
     {
@@ -19,8 +19,12 @@ internal static class GrainHelpers
         _ => "ref",
     };
 
+    /// <summary>The sector format of a volume: its sector size, and 8-byte tuples or the 64-bit guard's 16-byte ones.</summary>
+    public static Protection.SectorFormat Format(VolumeConfig config) =>
+        Protection.SectorFormat.Of(config.SectorSize, config.Guard == GuardKind.Crc64);
+
     public static Protection.ProtectionScheme Scheme(VolumeConfig config, bool verify = true) =>
-        new(new Protection.SectorFormat(config.SectorSize), (Protection.PiType)config.PiType)
+        new(Format(config), (Protection.PiType)config.PiType)
         {
             AppTag = config.AppTag,
             // With version tags the application tag differs page by page: the disks cannot check it (mask 0);

@@ -179,11 +179,11 @@ public sealed class CachedDisk : IDisposable
     private ulong TuplesHash(ReadOnlySpan<byte> blocks)
     {
         int block = _image.Format.BlockSize;
-        int size = block - PiTuple.Size;
-        Span<byte> tuples = stackalloc byte[_slotSectors * PiTuple.Size];
+        int size = block - _image.Format.TupleSize;
+        Span<byte> tuples = stackalloc byte[_slotSectors * _image.Format.TupleSize];
         for (int i = 0; i < _slotSectors; i++)
         {
-            blocks.Slice(i * block + size, PiTuple.Size).CopyTo(tuples[(i * PiTuple.Size)..]);
+            blocks.Slice(i * block + size, _image.Format.TupleSize).CopyTo(tuples[(i * _image.Format.TupleSize)..]);
         }
         return System.IO.Hashing.XxHash64.HashToUInt64(tuples);
     }
@@ -338,7 +338,7 @@ public sealed class CachedDisk : IDisposable
         {
             int block = _image.Format.BlockSize;
             int count = blocks.Length / block;
-            CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+            CheckCommand(lba, count, count * _image.Format.DataSize, count * _image.Format.TupleSize);
             long sector = lba;
             int done = 0;
             while (done < count)
@@ -381,7 +381,7 @@ public sealed class CachedDisk : IDisposable
         {
             int block = _image.Format.BlockSize;
             int count = blocks.Length / block;
-            CheckCommand(lba, count, count * _image.Format.DataSize, count * PiTuple.Size);
+            CheckCommand(lba, count, count * _image.Format.DataSize, count * _image.Format.TupleSize);
             _image.ReadRaw(lba, blocks);
             if (_cache.Count == 0)
             {
@@ -564,7 +564,7 @@ public sealed class CachedDisk : IDisposable
     private int CheckCommand(long lba, int count, int dataLength, int piLength)
     {
         int size = _image.Format.DataSize;
-        if (count <= 0 || dataLength != count * size || piLength != count * PiTuple.Size)
+        if (count <= 0 || dataLength != count * size || piLength != count * _image.Format.TupleSize)
         {
             throw new DifArgumentException(DifError.NotWholeSectors, $"{dataLength} data bytes and {piLength} PI bytes are not whole sectors with one tuple each");
         }

@@ -110,7 +110,7 @@ public sealed class DiskImage : IDisposable
             byte[] chunk = new byte[perChunk * block];
             for (int i = 0; i < perChunk; i++)
             {
-                PiTuple.Unwritten.Write(chunk.AsSpan(i * block + format.DataSize, PiTuple.Size));
+                chunk.AsSpan(i * block + format.DataSize, format.TupleSize).Fill(0xFF); // "never written": escapes every check
             }
             for (long lba = 0; lba < sectors; lba += perChunk)
             {
@@ -118,7 +118,7 @@ public sealed class DiskImage : IDisposable
                 RandomAccess.Write(handle, chunk.AsSpan(0, n * block), lba * block);
             }
             RandomAccess.FlushToDisk(handle);
-            new DiskImageInfo { SectorSize = format.DataSize, PiType = (int)type, Sectors = sectors, Id = id }.Save(path);
+            new DiskImageInfo { SectorSize = format.DataSize, PiType = (int)type, Sectors = sectors, Id = id, Guard = format.Guard64 ? "crc64" : "crc16" }.Save(path);
         }
         catch
         {
@@ -141,7 +141,7 @@ public sealed class DiskImage : IDisposable
             throw new DifArgumentException(DifError.BadImage, $"image {path} does not exist");
         }
         DiskImageInfo? info = DiskImageInfo.TryLoad(path);
-        SectorFormat fmt = info is null ? format ?? SectorFormat.Sector512 : new SectorFormat(info.SectorSize);
+        SectorFormat fmt = info is null ? format ?? SectorFormat.Sector512 : SectorFormat.Of(info.SectorSize, info.Guard == "crc64");
         PiType piType = info is null ? type ?? PiType.Type1 : (PiType)info.PiType;
         SafeFileHandle? writerLock = writable ? AcquireWriterLock(path) : null;
         SafeFileHandle? handle = null;
@@ -264,10 +264,10 @@ public sealed class DiskImage : IDisposable
     private int CheckCommand(long lba, int dataLength, int piLength)
     {
         int count = Format.SectorsIn(dataLength);
-        if (piLength != count * PiTuple.Size)
+        if (piLength != count * Format.TupleSize)
         {
             throw new DifArgumentException(DifError.PiCountMismatch,
-                $"{count} sectors need {count * PiTuple.Size} PI bytes, got {piLength}");
+                $"{count} sectors need {count * Format.TupleSize} PI bytes, got {piLength}");
         }
         CheckRange(lba, count);
         return count;

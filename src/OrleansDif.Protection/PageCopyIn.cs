@@ -13,6 +13,22 @@ public static class PageCopyIn
     /// </summary>
     public static Range CopyIn(ReadOnlySpan<byte> source, Span<byte> page, int offset, int sectorSize, Span<ushort> guards)
     {
+        Span<ulong> wide = stackalloc ulong[guards.Length];
+        for (int i = 0; i < guards.Length; i++)
+        {
+            wide[i] = guards[i];
+        }
+        Range touched = CopyIn(source, page, offset, sectorSize, wide, guard64: false);
+        for (int i = 0; i < guards.Length; i++)
+        {
+            guards[i] = (ushort)wide[i];
+        }
+        return touched;
+    }
+
+    /// <summary>The same with guards of either width: CRC-16/T10-DIF, or CRC-64/NVME when <paramref name="guard64"/>.</summary>
+    public static Range CopyIn(ReadOnlySpan<byte> source, Span<byte> page, int offset, int sectorSize, Span<ulong> guards, bool guard64)
+    {
         Validate(source.Length, page.Length, offset, sectorSize, guards.Length);
         int end = offset + source.Length;
         int first = offset / sectorSize;
@@ -26,12 +42,16 @@ public static class PageCopyIn
             ReadOnlySpan<byte> part = source.Slice(from - offset, to - from);
             if (to - from == sectorSize)
             {
-                guards[s] = Crc16T10Dif.CopyAndCompute(part, page.Slice(sectorStart, sectorSize), kernel);
+                guards[s] = guard64
+                    ? Crc64Nvme.CopyAndCompute(part, page.Slice(sectorStart, sectorSize))
+                    : Crc16T10Dif.CopyAndCompute(part, page.Slice(sectorStart, sectorSize), kernel);
             }
             else
             {
                 part.CopyTo(page[from..]);
-                guards[s] = Crc16T10Dif.Compute(page.Slice(sectorStart, sectorSize), kernel);
+                guards[s] = guard64
+                    ? Crc64Nvme.Compute(page.Slice(sectorStart, sectorSize))
+                    : Crc16T10Dif.Compute(page.Slice(sectorStart, sectorSize), kernel);
             }
         }
         return first..(last + 1);

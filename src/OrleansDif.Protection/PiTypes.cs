@@ -32,26 +32,43 @@ public enum PiCheckFlags
     All = Guard | AppTag | RefTag,
 }
 
-/// <summary>Sector format: 512 or 4096 data bytes, each followed by an 8-byte PI tuple.</summary>
+/// <summary>
+/// Sector format: 512 or 4096 data bytes, each followed by a PI tuple: 8 bytes (T10 DIF, the 16-bit guard) or 16
+/// (NVMe 64b Guard).
+/// </summary>
 public readonly record struct SectorFormat
 {
     public static readonly SectorFormat Sector512 = new(512);
     public static readonly SectorFormat Sector4096 = new(4096);
 
-    public SectorFormat(int dataSize)
+    public SectorFormat(int dataSize, int tupleSize = PiTuple.Size)
     {
         if (dataSize != 512 && dataSize != 4096)
         {
             throw new DifArgumentException(DifError.BadGeometry, $"sector size {dataSize} is not 512 or 4096");
         }
+        if (tupleSize != PiTuple.Size && tupleSize != Pi64Tuple.Size)
+        {
+            throw new DifArgumentException(DifError.BadGeometry, $"a PI tuple of {tupleSize} bytes is not 8 or 16");
+        }
         DataSize = dataSize;
+        TupleSize = tupleSize;
     }
+
+    /// <summary>The format of <paramref name="dataSize"/>-byte sectors with the 64-bit guard's 16-byte tuples, or the 8-byte ones.</summary>
+    public static SectorFormat Of(int dataSize, bool guard64) => new(dataSize, guard64 ? Pi64Tuple.Size : PiTuple.Size);
+
+    /// <summary>Bytes of the PI tuple after each sector: 8, or 16 for the 64-bit guard.</summary>
+    public int TupleSize { get; }
+
+    /// <summary>Whether the tuples carry the NVMe 64-bit guard (CRC-64/NVME), or the T10 16-bit one.</summary>
+    public bool Guard64 => TupleSize == Pi64Tuple.Size;
 
     /// <summary>Data bytes of a sector.</summary>
     public int DataSize { get; }
 
     /// <summary>Bytes of a sector on the medium: data + tuple.</summary>
-    public int BlockSize => DataSize + PiTuple.Size;
+    public int BlockSize => DataSize + TupleSize;
 
     /// <summary>Number of whole sectors in <paramref name="dataBytes"/>; throws when it is not whole.</summary>
     public int SectorsIn(int dataBytes)
@@ -70,7 +87,7 @@ public readonly record struct SectorFormat
         for (int i = 0; i < count; i++)
         {
             data.Slice(i * DataSize, DataSize).CopyTo(blocks.Slice(i * BlockSize));
-            pi.Slice(i * PiTuple.Size, PiTuple.Size).CopyTo(blocks.Slice(i * BlockSize + DataSize));
+            pi.Slice(i * TupleSize, TupleSize).CopyTo(blocks.Slice(i * BlockSize + DataSize));
         }
     }
 
@@ -80,11 +97,11 @@ public readonly record struct SectorFormat
         for (int i = 0; i < count; i++)
         {
             blocks.Slice(i * BlockSize, DataSize).CopyTo(data.Slice(i * DataSize));
-            blocks.Slice(i * BlockSize + DataSize, PiTuple.Size).CopyTo(pi.Slice(i * PiTuple.Size));
+            blocks.Slice(i * BlockSize + DataSize, TupleSize).CopyTo(pi.Slice(i * TupleSize));
         }
     }
 
-    public override string ToString() => $"{DataSize}+8";
+    public override string ToString() => $"{DataSize}+{TupleSize}";
 }
 
 /// <summary>The 8-byte T10 PI tuple, stored big-endian: guard, application tag, reference tag.</summary>

@@ -31,32 +31,103 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     public void Generate(ReadOnlySpan<byte> data, Span<byte> pi, long startLba, uint? commandRefTag = null)
     {
         int count = CheckRun(data.Length, pi.Length, startLba);
-        uint refTag = InitialRefTag(startLba, commandRefTag);
         int size = Format.DataSize;
-        CrcKernel kernel = Crc16T10Dif.BestKernel;
         for (int i = 0; i < count; i++)
         {
-            ushort guard = Crc16T10Dif.Compute(data.Slice(i * size, size), kernel);
-            new PiTuple(guard, AppTag, unchecked(refTag + (uint)i)).Write(pi.Slice(i * PiTuple.Size, PiTuple.Size));
+            WriteTuple(pi, i, ComputeGuard(data.Slice(i * size, size)), AppTag, startLba, commandRefTag);
+        }
+    }
+
+    /// <summary>The guard of one sector's data: CRC-16/T10-DIF, or CRC-64/NVME with the 64-bit guard.</summary>
+    public ulong ComputeGuard(ReadOnlySpan<byte> sector) =>
+        Format.Guard64 ? Crc64Nvme.Compute(sector) : Crc16T10Dif.Compute(sector);
+
+    /// <summary>The guard of tuple <paramref name="index"/> of <paramref name="pi"/>.</summary>
+    public ulong GuardAt(ReadOnlySpan<byte> pi, int index) => Format.Guard64
+        ? Pi64Tuple.Read(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size)).Guard
+        : PiTuple.Read(pi.Slice(index * PiTuple.Size, PiTuple.Size)).Guard;
+
+    /// <summary>The application tag of tuple <paramref name="index"/> of <paramref name="pi"/>.</summary>
+    public ushort AppTagAt(ReadOnlySpan<byte> pi, int index) => Format.Guard64
+        ? Pi64Tuple.Read(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size)).AppTag
+        : PiTuple.Read(pi.Slice(index * PiTuple.Size, PiTuple.Size)).AppTag;
+
+    /// <summary>Whether tuple <paramref name="index"/> of <paramref name="pi"/> escapes every check.</summary>
+    public bool IsEscapedAt(ReadOnlySpan<byte> pi, int index)
+    {
+        if (!Format.Guard64)
+        {
+            return IsEscaped(PiTuple.Read(pi.Slice(index * PiTuple.Size, PiTuple.Size)));
+        }
+        Pi64Tuple t = Pi64Tuple.Read(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size));
+        return t.AppTag == 0xFFFF && (Type != PiType.Type3 || t.RefTag == Pi64Tuple.RefMask);
+    }
+
+    /// <summary>Checks sector <paramref name="index"/> of a run from <paramref name="startLba"/> against its tuple in <paramref name="pi"/>.</summary>
+    public PiError? VerifyAt(ReadOnlySpan<byte> sector, ReadOnlySpan<byte> pi, int index, long startLba, uint? commandRefTag = null)
+    {
+        long lba = startLba + index;
+        if (!Format.Guard64)
+        {
+            return VerifySector(sector, PiTuple.Read(pi.Slice(index * PiTuple.Size, PiTuple.Size)), lba,
+                unchecked(InitialRefTag(startLba, commandRefTag) + (uint)index));
+        }
+        if (IsEscapedAt(pi, index))
+        {
+            return null;
+        }
+        Pi64Tuple tuple = Pi64Tuple.Read(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size));
+        if ((Checks & PiCheckFlags.Guard) != 0)
+        {
+            ulong computed = Crc64Nvme.Compute(sector);
+            if (computed != tuple.Guard)
+            {
+                return new PiError(lba, PiCheck.Guard, computed, tuple.Guard);
+            }
+        }
+        if ((Checks & PiCheckFlags.AppTag) != 0 && (tuple.AppTag & AppMask) != (AppTag & AppMask))
+        {
+            return new PiError(lba, PiCheck.AppTag, AppTag, tuple.AppTag);
+        }
+        ulong expected = RefTag48(startLba, commandRefTag, index);
+        if ((Checks & PiCheckFlags.RefTag) != 0 && Type != PiType.Type3 && tuple.RefTag != expected)
+        {
+            return new PiError(lba, PiCheck.RefTag, expected, tuple.RefTag);
+        }
+        return null;
+    }
+
+    // The 64-bit guard's 48-bit reference tag: the low 48 bits of the LBA (Type 2: of the command's initial tag + index).
+    private ulong RefTag48(long startLba, uint? commandRefTag, int index) =>
+        (Type == PiType.Type2 && commandRefTag is uint tag ? tag + (ulong)index : (ulong)(startLba + index)) & Pi64Tuple.RefMask;
+
+    private void WriteTuple(Span<byte> pi, int index, ulong guard, ushort appTag, long startLba, uint? commandRefTag)
+    {
+        if (Format.Guard64)
+        {
+            new Pi64Tuple(guard, appTag, RefTag48(startLba, commandRefTag, index)).Write(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size));
+        }
+        else
+        {
+            new PiTuple((ushort)guard, appTag, unchecked(InitialRefTag(startLba, commandRefTag) + (uint)index)).Write(pi.Slice(index * PiTuple.Size, PiTuple.Size));
         }
     }
 
     /// <summary>Writes one tuple per sector from guard tags computed earlier (for example at copy-in).</summary>
-    public void WriteTuples(ReadOnlySpan<ushort> guards, Span<byte> pi, long startLba, uint? commandRefTag = null) =>
+    public void WriteTuples(ReadOnlySpan<ulong> guards, Span<byte> pi, long startLba, uint? commandRefTag = null) =>
         WriteTuples(guards, pi, startLba, AppTag, commandRefTag);
 
     /// <summary>Writes one tuple per sector from guard tags computed earlier, with application tag <paramref name="appTag"/>.</summary>
-    public void WriteTuples(ReadOnlySpan<ushort> guards, Span<byte> pi, long startLba, ushort appTag, uint? commandRefTag = null)
+    public void WriteTuples(ReadOnlySpan<ulong> guards, Span<byte> pi, long startLba, ushort appTag, uint? commandRefTag = null)
     {
-        if (guards.IsEmpty || pi.Length != guards.Length * PiTuple.Size)
+        if (guards.IsEmpty || pi.Length != guards.Length * Format.TupleSize)
         {
             throw new DifArgumentException(DifError.PiCountMismatch,
                 $"{guards.Length} guard tags but a PI buffer of {pi.Length} bytes");
         }
-        uint refTag = InitialRefTag(startLba, commandRefTag);
         for (int i = 0; i < guards.Length; i++)
         {
-            new PiTuple(guards[i], appTag, unchecked(refTag + (uint)i)).Write(pi.Slice(i * PiTuple.Size, PiTuple.Size));
+            WriteTuple(pi, i, guards[i], appTag, startLba, commandRefTag);
         }
     }
 
@@ -64,12 +135,10 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     public PiError? Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> pi, long startLba, uint? commandRefTag = null)
     {
         int count = CheckRun(data.Length, pi.Length, startLba);
-        uint refTag = InitialRefTag(startLba, commandRefTag);
         int size = Format.DataSize;
         for (int i = 0; i < count; i++)
         {
-            PiTuple tuple = PiTuple.Read(pi.Slice(i * PiTuple.Size, PiTuple.Size));
-            if (VerifySector(data.Slice(i * size, size), tuple, startLba + i, unchecked(refTag + (uint)i)) is PiError error)
+            if (VerifyAt(data.Slice(i * size, size), pi, i, startLba, commandRefTag) is PiError error)
             {
                 return error;
             }
@@ -90,12 +159,12 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
                 $"{blocks.Length} bytes is not a whole number of {block}-byte blocks");
         }
         CheckLba(startLba);
-        uint refTag = InitialRefTag(startLba, commandRefTag);
         int failures = 0;
         for (int i = 0, off = 0; off < blocks.Length; i++, off += block)
         {
-            PiTuple tuple = PiTuple.Read(blocks.Slice(off + Format.DataSize, PiTuple.Size));
-            if (VerifySector(blocks.Slice(off, Format.DataSize), tuple, startLba + i, unchecked(refTag + (uint)i)) is PiError error)
+            // The tuple alone, as tuple 0 of a run of its own from this sector's LBA.
+            if (VerifyAt(blocks.Slice(off, Format.DataSize), blocks.Slice(off + Format.DataSize, Format.TupleSize), 0, startLba + i,
+                    commandRefTag is uint tag ? unchecked(tag + (uint)i) : null) is PiError error)
             {
                 failures++;
                 errors?.Add(error);
@@ -142,10 +211,10 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     private int CheckRun(int dataLength, int piLength, long startLba)
     {
         int count = Format.SectorsIn(dataLength);
-        if (piLength != count * PiTuple.Size)
+        if (piLength != count * Format.TupleSize)
         {
             throw new DifArgumentException(DifError.PiCountMismatch,
-                $"{count} sectors need {count * PiTuple.Size} PI bytes, got {piLength}");
+                $"{count} sectors need {count * Format.TupleSize} PI bytes, got {piLength}");
         }
         CheckLba(startLba);
         return count;

@@ -190,7 +190,7 @@ public sealed class ProtocolSimulation : IDisposable
         Directory.CreateDirectory(directory);
         for (int d = 0; d < _config.Disks; d++)
         {
-            _images[d] = DiskImage.Create(Path.Combine(directory, $"disk{d}.img"), new SectorFormat(_config.SectorSize), (PiType)_config.PiType, _config.SectorsPerDisk);
+            _images[d] = DiskImage.Create(Path.Combine(directory, $"disk{d}.img"), SectorFormat.Of(_config.SectorSize, _config.Guard == GuardKind.Crc64), (PiType)_config.PiType, _config.SectorsPerDisk);
             _disks[d] = new DiskDevice(_config, new CachedDisk(_images[d], _config.SectorsPerPage));
             _claims[d] = new long[options.Pages];
         }
@@ -966,7 +966,7 @@ public sealed class ProtocolSimulation : IDisposable
             Log($"end writeback page {slot.Page}: its activation is gone");
             return true;
         }
-        ushort[]? tags = f.Accepted && f.Command is not null ? _builder.WrittenTags(f.Command, 0) : null;
+        ulong[]? tags = f.Accepted && f.Command is not null ? _builder.WrittenTags(f.Command, 0) : null;
         EndStatus status = f.Machine.EndWriteback(f.Snapshot.WritebackId, f.Accepted, f.Boot, tags);
         if (status != EndStatus.Ended)
         {

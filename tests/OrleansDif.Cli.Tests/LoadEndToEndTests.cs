@@ -249,6 +249,32 @@ public sealed class LoadEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task AVolumeWithSixtyFourBitGuardsRunsEveryPolicyAndItsImagesScrubClean()
+    {
+        string config = WriteConfig(_dir);
+        string json = Path.Combine(_dir, "crc64.json");
+        var (exit, stdout, stderr) = await CliRunner.RunAsync("load", "--local", "--config", config, "--set", "volumes:0:guard=crc64",
+            "--compare", "--rounds", "1", "--warmup", "0s", "--pages", "16", "--writers", "4", "--duration", "2s", "--json", json);
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(json));
+        foreach (JsonElement run in doc.RootElement.EnumerateArray())
+        {
+            Assert.True(run.GetProperty("passed").GetBoolean());
+            Assert.Equal(0, run.GetProperty("verify").GetProperty("mismatched").GetInt32());
+            if (run.GetProperty("policy").GetString() != "unstable")
+            {
+                Assert.Equal(0, run.GetProperty("disk").GetProperty("rejected").GetProperty("guard").GetInt64());
+            }
+            foreach (JsonElement image in run.GetProperty("images").EnumerateArray())
+            {
+                string path = image.GetString()!;
+                Assert.Equal("crc64", DiskImageInfo.TryLoad(path)!.Guard);
+                Assert.True(Scrubber.Scrub(path).Clean, path);
+            }
+        }
+    }
+
+    [Fact]
     public async Task InjectWithFaultInjectionDisabledIsAUsageError()
     {
         string config = WriteConfig(_dir);

@@ -82,6 +82,8 @@ public sealed class ClusterConfigTests : IDisposable
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"\"", "clusterId")]
     [InlineData("\"disks\": 2", "\"disks\": 1", "disks")]
     [InlineData("\"policy\": \"bounce\"", "\"policy\": \"eventually\"", "policy")]
+    [InlineData("\"policy\": \"bounce\"", "\"policy\": \"bounce\", \"guard\": \"crc32\"", "guard")]
+    [InlineData("\"policy\": \"bounce\"", "\"policy\": \"bounce\", \"mirrors\": 4", "mirrors")]
     [InlineData("\"pages\": 64", "\"pages\": \"many\"", "volumes[0].pages")]
     [InlineData("\"pages\": 64", "\"pagez\": 64", "volumes[0].pagez")]
     [InlineData("\"clusterId\": \"c\"", "\"clusterId\": \"c\", \"faultInjection\": \"maybe\"", "faultInjection")]

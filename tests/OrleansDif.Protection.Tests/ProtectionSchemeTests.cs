@@ -210,7 +210,7 @@ public class ProtectionSchemeTests
         Assert.Equal(DifError.OutOfRange,
             Assert.Throws<DifArgumentException>(() => scheme.Verify(new byte[512], new byte[8], -1)).Error);
         Assert.Equal(DifError.PiCountMismatch,
-            Assert.Throws<DifArgumentException>(() => scheme.WriteTuples(new ushort[2], new byte[8], 0)).Error);
+            Assert.Throws<DifArgumentException>(() => scheme.WriteTuples(new ulong[2], new byte[8], 0)).Error);
     }
 
     [Fact]
@@ -220,7 +220,7 @@ public class ProtectionSchemeTests
         ushort[] guards = new ushort[8];
         Crc16T10Dif.ComputeSectors(data, 512, guards);
         byte[] pi2 = new byte[64];
-        scheme.WriteTuples(guards, pi2, 64);
+        scheme.WriteTuples(guards.Select(g => (ulong)g).ToArray(), pi2, 64);
         Assert.Equal(pi, pi2);
     }
 }

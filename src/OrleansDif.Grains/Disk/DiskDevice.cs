@@ -61,12 +61,12 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
                 int whole = count / 2;
                 if (whole > 0)
                 {
-                    disk.Write(lba, data[..(whole * size)], pi[..(whole * PiTuple.Size)]);
+                    disk.Write(lba, data[..(whole * size)], pi[..(whole * config.TupleSize)]);
                 }
-                byte[] raw = new byte[size + PiTuple.Size];
+                byte[] raw = new byte[size + config.TupleSize];
                 disk.ReadRaw(lba + whole, raw);
                 data.Slice(whole * size, size / 2).CopyTo(raw);
-                pi.Slice(whole * PiTuple.Size, PiTuple.Size).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
+                pi.Slice(whole * config.TupleSize, config.TupleSize).CopyTo(raw.AsSpan(size)); // its new tuple, over half-new data
                 disk.WriteRaw(lba + whole, raw);
                 return lba + whole;
             case FaultKind.LostWrite:
@@ -87,8 +87,7 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
         disk.Read(lba, data, pi);
         for (int i = 0; i < sectors; i++)
         {
-            PiTuple tuple = PiTuple.Read(pi.Slice(i * PiTuple.Size, PiTuple.Size));
-            if (_scheme.VerifySector(data.Slice(i * size, size), tuple, lba + i, _scheme.InitialRefTag(lba + i, null)) is PiError error)
+            if (_scheme.VerifyAt(data.Slice(i * size, size), pi, i, lba) is PiError error)
             {
                 return error;
             }
@@ -112,7 +111,7 @@ public sealed class DiskDevice(VolumeConfig config, CachedDisk disk)
             disk.Claim(lba, PageVersion.First(epoch));
         }
         byte[] data = new byte[spp * config.SectorSize];
-        byte[] pi = new byte[spp * PiTuple.Size];
+        byte[] pi = new byte[spp * config.TupleSize];
         if (Read(lba, data, pi) is PiError failed)
         {
             ProtectionFailure failure = GrainHelpers.ToFailure(failed);

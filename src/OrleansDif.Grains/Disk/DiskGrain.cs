@@ -320,7 +320,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
         }
         CheckRange(lba, sectors);
         byte[] data = new byte[sectors * size];
-        byte[] pi = new byte[sectors * PiTuple.Size];
+        byte[] pi = new byte[sectors * _config.TupleSize];
         // Reads always verify, whatever VerifyOnDisk says: corrupt data is never returned as good.
         PiError? error = _device!.Read(lba, data, pi);
         if (error is not null && _mirror is not null && await RepairRange(lba, sectors))
@@ -363,7 +363,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
                 CheckRange(lba, 1);
                 options.Value.RequireFaultInjection(kind);
                 await _disk!.FlushAsync(); // bit rot hits data at rest, on the medium
-                int block = _config!.SectorSize + PiTuple.Size;
+                int block = _config!.SectorSize + _config.TupleSize;
                 byte[] raw = new byte[block];
                 _image!.ReadRaw(lba, raw);
                 int bit = Random.Shared.Next(_config.SectorSize * 8);
@@ -435,7 +435,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
         }
         var (_, disk, copy) = GrainKeys.ParseDisk(this.GetPrimaryKeyString());
         string path = options.Value.ImagePath(config.Id, disk, copy);
-        var format = new SectorFormat(config.SectorSize);
+        SectorFormat format = GrainHelpers.Format(config);
         if (!File.Exists(path))
         {
             File.Delete(path + ".repairs"); // a new image has no repair history
@@ -483,9 +483,9 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
             throw new StorageException(StorageError.BufferTooLarge, $"write of {dataLength} bytes is over 16 MiB");
         }
         int count = dataLength / size;
-        if (piLength != count * PiTuple.Size)
+        if (piLength != count * _config!.TupleSize)
         {
-            throw new StorageException(StorageError.PiCountMismatch, $"{count} sectors need {count * PiTuple.Size} PI bytes, got {piLength}");
+            throw new StorageException(StorageError.PiCountMismatch, $"{count} sectors need {count * _config.TupleSize} PI bytes, got {piLength}");
         }
         CheckRange(lba, count);
         return count;

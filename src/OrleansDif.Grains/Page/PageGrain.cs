@@ -211,7 +211,7 @@ public sealed class PageGrain(
         ? throw new StorageException(StorageError.OutOfRange, $"writeback {writebackId} of page {_page} is not current")
         : Task.FromResult(_machine.ContentForTransfer(writebackId));
 
-    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ushort[]? writtenTags = null)
+    public Task<EndStatus> EndWriteback(Guid writebackId, bool success, long diskBoot = 0, ulong[]? writtenTags = null)
     {
         if (_machine is null)
         {

@@ -42,7 +42,7 @@ public sealed class PageMachine
     private readonly ProtectionScheme _scheme;
     private readonly long _lba;
     private byte[] _content = new byte[PageSize];
-    private readonly ushort[] _tags;
+    private readonly ulong[] _tags;         // guard tags: CRC-16 or CRC-64, as the volume's format says
     private ulong _validTags;               // bit s set: _tags[s] is the CRC of sector s as it is now
     private long _count;                    // writes of this activation
     private bool _lostDuringWriteback;   // a disk lost its cache while this writeback ran: its end leaves the page dirty
@@ -65,7 +65,7 @@ public sealed class PageMachine
         _lba = lba;
         Policy = WritebackPolicies.For(config.Policy);
         _scheme = GrainHelpers.Scheme(config);
-        _tags = new ushort[config.SectorsPerPage];
+        _tags = new ulong[config.SectorsPerPage];
     }
 
     public int Page { get; }
@@ -123,13 +123,12 @@ public sealed class PageMachine
     /// </summary>
     public void Load(long epoch, long held, byte[] data, ReadOnlySpan<byte> pi)
     {
-        CheckLength(data.Length == PageSize && pi.Length == _tags.Length * PiTuple.Size, "loaded page");
+        CheckLength(data.Length == PageSize && pi.Length == _tags.Length * _config.TupleSize, "loaded page");
         Debug.Assert(State == PageState.Clean);
         int size = _config.SectorSize;
         for (int s = 0; s < _tags.Length; s++)
         {
-            PiTuple tuple = PiTuple.Read(pi.Slice(s * PiTuple.Size, PiTuple.Size));
-            _tags[s] = _scheme.IsEscaped(tuple) ? Crc16T10Dif.Compute(data.AsSpan(s * size, size)) : tuple.Guard;
+            _tags[s] = _scheme.IsEscapedAt(pi, s) ? _scheme.ComputeGuard(data.AsSpan(s * size, size)) : _scheme.GuardAt(pi, s);
         }
         _content = data;
         _validTags = AllSectors;
@@ -190,15 +189,15 @@ public sealed class PageMachine
         ushort expected = VolumeConfig.VersionTag(held);
         for (int s = 0; s < config.SectorsPerPage; s++)
         {
-            PiTuple tuple = PiTuple.Read(pi.Slice(s * PiTuple.Size, PiTuple.Size));
-            bool escaped = scheme.IsEscaped(tuple);
-            if (!escaped && tuple.AppTag == expected)
+            ushort appTag = scheme.AppTagAt(pi, s);
+            bool escaped = scheme.IsEscapedAt(pi, s);
+            if (!escaped && appTag == expected)
             {
                 continue;
             }
             string kind = escaped || s == 0 ? "a lost write" : "a write torn at a sector boundary";
-            return (new ProtectionFailure(lba + s, CheckKind.Version, expected, tuple.AppTag),
-                $"{what}: {kind}: LBA {lba + s} carries version tag 0x{tuple.AppTag:X4}, the disk holds version {held} with tag 0x{expected:X4}");
+            return (new ProtectionFailure(lba + s, CheckKind.Version, expected, appTag),
+                $"{what}: {kind}: LBA {lba + s} carries version tag 0x{appTag:X4}, the disk holds version {held} with tag 0x{expected:X4}");
         }
         return null;
     }
@@ -341,7 +340,7 @@ public sealed class PageMachine
     /// <summary>Copies <paramref name="data"/> in at <paramref name="offset"/>, computing and caching the tags of the sectors it touches.</summary>
     private void CopyInTagged(int offset, ReadOnlySpan<byte> data)
     {
-        Range touched = PageCopyIn.CopyIn(data, _content, offset, _config.SectorSize, _tags);
+        Range touched = PageCopyIn.CopyIn(data, _content, offset, _config.SectorSize, _tags, _config.Guard == GuardKind.Crc64);
         for (int s = touched.Start.Value; s < touched.End.Value; s++)
         {
             _validTags |= 1UL << s;
@@ -441,7 +440,7 @@ public sealed class PageMachine
         }
         bool copy = Policy.CopiesAtStart;
         byte[] content = copy ? (byte[])_content.Clone() : _content;
-        return new WritebackSnapshot(BeginStatus.Started, id, WritebackVersion, content, (ushort[])_tags.Clone(), _validTags, copy, dirtyGeneration);
+        return new WritebackSnapshot(BeginStatus.Started, id, WritebackVersion, content, (ulong[])_tags.Clone(), _validTags, copy, dirtyGeneration);
     }
 
     private WritebackSnapshot NotStarted(BeginStatus why) => new(why, Guid.Empty, Version, [], [], 0, false);
@@ -457,7 +456,7 @@ public sealed class PageMachine
     /// memory (a disk that refused it may have been right) and stays dirty. A writeback that is not the current one
     /// (ended already, lease expired) changes nothing.
     /// </summary>
-    public EndStatus EndWriteback(Guid id, bool success, long diskBoot, ReadOnlySpan<ushort> writtenTags = default)
+    public EndStatus EndWriteback(Guid id, bool success, long diskBoot, ReadOnlySpan<ulong> writtenTags = default)
     {
         if (!IsCurrent(id))
         {
@@ -488,7 +487,7 @@ public sealed class PageMachine
     /// the page's back from now on is caught again. A sector whose cached tag differs from the one written was changed
     /// in memory before the flusher read it: the page checks its memory (and is poisoned).
     /// </summary>
-    private void AdoptWrittenTags(ReadOnlySpan<ushort> written)
+    private void AdoptWrittenTags(ReadOnlySpan<ulong> written)
     {
         bool differs = false;
         for (int s = 0; s < _tags.Length; s++)
@@ -539,7 +538,7 @@ public sealed class PageMachine
     public WritebackSnapshot EvictionSnapshot(long dirtyGeneration)
     {
         Debug.Assert(State != PageState.Clean && !Poisoned);
-        return new WritebackSnapshot(BeginStatus.Started, Guid.Empty, Version, _content, (ushort[])_tags.Clone(), _validTags, false, dirtyGeneration);
+        return new WritebackSnapshot(BeginStatus.Started, Guid.Empty, Version, _content, (ulong[])_tags.Clone(), _validTags, false, dirtyGeneration);
     }
 
     /// <summary>The flusher wrote and flushed the eviction snapshot: the page is clean (and going away).</summary>
@@ -605,7 +604,7 @@ public sealed class PageMachine
             {
                 continue;
             }
-            ushort actual = Crc16T10Dif.Compute(_content.AsSpan(s * size, size));
+            ulong actual = _scheme.ComputeGuard(_content.AsSpan(s * size, size));
             if (actual != _tags[s])
             {
                 if (!Poisoned)
@@ -625,7 +624,7 @@ public sealed class PageMachine
         int size = _config.SectorSize;
         for (int s = offset / size; s <= (offset + length - 1) / size; s++)
         {
-            if ((_validTags & (1UL << s)) != 0 && Crc16T10Dif.Compute(_content.AsSpan(s * size, size)) != _tags[s])
+            if ((_validTags & (1UL << s)) != 0 && _scheme.ComputeGuard(_content.AsSpan(s * size, size)) != _tags[s])
             {
                 CheckMemory();
                 return;

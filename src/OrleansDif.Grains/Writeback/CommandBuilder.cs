@@ -9,7 +9,7 @@ namespace OrleansDif.Grains;
 /// </summary>
 public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy, ProtectionScheme scheme)
 {
-    private readonly ushort[] _tags = new ushort[config.SectorsPerPage];
+    private readonly ulong[] _tags = new ulong[config.SectorsPerPage];
 
     public long TagsComputed { get; private set; }
     public long TagsReused { get; private set; }
@@ -20,7 +20,7 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
     {
         int n = pages.Count;
         int spp = config.SectorsPerPage;
-        int pagePi = spp * PiTuple.Size;
+        int pagePi = spp * config.TupleSize;
         var command = new DiskCommand(lba, new byte[n * VolumeConfig.PageSize], new byte[n * pagePi], new long[n]);
         for (int i = 0; i < n; i++)
         {
@@ -40,14 +40,14 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
     }
 
     /// <summary>The guard tag written for each sector of page <paramref name="index"/> of <paramref name="command"/>.</summary>
-    public ushort[] WrittenTags(DiskCommand command, int index)
+    public ulong[] WrittenTags(DiskCommand command, int index)
     {
         int spp = config.SectorsPerPage;
-        var tags = new ushort[spp];
-        ReadOnlySpan<byte> pi = command.Pi.AsSpan(index * spp * PiTuple.Size, spp * PiTuple.Size);
+        var tags = new ulong[spp];
+        ReadOnlySpan<byte> pi = command.Pi.AsSpan(index * spp * config.TupleSize, spp * config.TupleSize);
         for (int s = 0; s < spp; s++)
         {
-            tags[s] = PiTuple.Read(pi.Slice(s * PiTuple.Size, PiTuple.Size)).Guard;
+            tags[s] = scheme.GuardAt(pi, s);
         }
         return tags;
     }
@@ -55,7 +55,7 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
     /// <summary>The PI tuples of a page handed over at eviction (its own tags where valid: the page is stable then).</summary>
     public byte[] EvictionTuples(WritebackSnapshot page, long lba)
     {
-        byte[] pi = new byte[config.SectorsPerPage * PiTuple.Size];
+        byte[] pi = new byte[config.SectorsPerPage * config.TupleSize];
         Tuples(page.Content, page, page.ValidTags, pi, lba);
         return pi;
     }
@@ -66,7 +66,7 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
     /// </summary>
     public IEnumerable<int> FailingPages(DiskCommand command)
     {
-        int pagePi = config.SectorsPerPage * PiTuple.Size;
+        int pagePi = config.SectorsPerPage * config.TupleSize;
         for (int i = 0; i < command.Pages; i++)
         {
             if (scheme.Verify(command.Data.AsSpan(i * VolumeConfig.PageSize, VolumeConfig.PageSize), command.Pi.AsSpan(i * pagePi, pagePi),
@@ -79,7 +79,7 @@ public sealed class CommandBuilder(VolumeConfig config, IWritebackPolicy policy,
 
     private void Tuples(ReadOnlySpan<byte> content, WritebackSnapshot page, ulong validTags, Span<byte> pi, long lba)
     {
-        int fresh = GuardTags.Resolve(content, config.SectorSize, page.Tags, validTags, _tags);
+        int fresh = GuardTags.Resolve(content, scheme, page.Tags, validTags, _tags);
         TagsComputed += fresh;
         TagsReused += config.SectorsPerPage - fresh;
         DifMetrics.TagsComputed.Add(fresh);

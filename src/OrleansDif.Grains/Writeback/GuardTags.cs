@@ -10,9 +10,10 @@ internal static class GuardTags
     /// bit s of <paramref name="valid"/> is set, the CRC of the sector as it is now otherwise. Returns how many
     /// were computed (the rest were reused).
     /// </summary>
-    public static int Resolve(ReadOnlySpan<byte> page, int sectorSize, ReadOnlySpan<ushort> cached, ulong valid, Span<ushort> into)
+    public static int Resolve(ReadOnlySpan<byte> page, ProtectionScheme scheme, ReadOnlySpan<ulong> cached, ulong valid, Span<ulong> into)
     {
         int computed = 0;
+        int sectorSize = scheme.Format.DataSize;
         for (int s = 0; s < into.Length; s++)
         {
             if ((valid & (1UL << s)) != 0)
@@ -21,7 +22,7 @@ internal static class GuardTags
             }
             else
             {
-                into[s] = Crc16T10Dif.Compute(page.Slice(s * sectorSize, sectorSize));
+                into[s] = scheme.ComputeGuard(page.Slice(s * sectorSize, sectorSize));
                 computed++;
             }
         }

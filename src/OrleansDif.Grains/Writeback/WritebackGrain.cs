@@ -778,13 +778,13 @@ public sealed class WritebackGrain(ILogger<WritebackGrain> logger, Microsoft.Ext
             // its cache (the pages still holding it are dirtied again).
             await Redirty(_ledger.FlushAnswered(disk, covered, flushedBoot));
         }
-        var ending = new List<(int Page, bool Accepted, long Boot, ushort[]? Tags)>();
+        var ending = new List<(int Page, bool Accepted, long Boot, ulong[]? Tags)>();
         for (int c = 0; c < spans.Count; c++)
         {
             for (int j = spans[c].Start; j <= spans[c].End; j++)
             {
                 // The tags written go back to the page, which caches them where it has none (a store cleared them).
-                ushort[]? tags = results[c].Accepted ? _builder.WrittenTags(commands[c], j - spans[c].Start) : null;
+                ulong[]? tags = results[c].Accepted ? _builder.WrittenTags(commands[c], j - spans[c].Start) : null;
                 ending.Add((j, results[c].Accepted, results[c].Boot, tags));
             }
         }

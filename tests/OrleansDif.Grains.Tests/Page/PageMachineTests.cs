@@ -493,7 +493,7 @@ public sealed class PageMachineTests
         Assert.Equal(WriteOutcome.Applied, m.Store(map, 0, Bytes(600, 9), out _, out _));
         Assert.Equal(0, m.ValidTagSectors);
         WritebackSnapshot snap = m.StartWriteback(Wb1, 1);
-        ushort[] written = new ushort[8];
+        ulong[] written = new ulong[8];
         for (int s = 0; s < 8; s++)
         {
             written[s] = Crc16T10Dif.Compute(snap.Content.AsSpan(s * 512, 512));
@@ -515,7 +515,7 @@ public sealed class PageMachineTests
         Assert.Equal(7, m.ValidTagSectors); // sector 0's tag dropped (not computed at copy-in)
         m.StartWriteback(Wb1, 1);
         Write(m, 0, Bytes(512, 5));          // bounce: writers go on
-        Assert.Equal(EndStatus.EndedDirty, m.EndWriteback(Wb1, true, 1, new ushort[8]));
+        Assert.Equal(EndStatus.EndedDirty, m.EndWriteback(Wb1, true, 1, new ulong[8]));
         Assert.Equal(7, m.ValidTagSectors);
         Assert.Equal(0, m.TagsAdopted);
     }
@@ -527,7 +527,7 @@ public sealed class PageMachineTests
         Write(m, 0, Bytes(100, 1));
         WritebackSnapshot snap = m.StartWriteback(Wb1, 1);
         m.Bitflip(2 * 512 * 8 + 1);           // unstable computes every tag from the page as it is now
-        ushort[] written = new ushort[8];
+        ulong[] written = new ulong[8];
         for (int s = 0; s < 8; s++)
         {
             written[s] = Crc16T10Dif.Compute(snap.Content.AsSpan(s * 512, 512));

@@ -29,7 +29,7 @@ public class FencingTests(ClusterFixture fixture)
         WriteResult wb = await page.Write(0, b, false);
         Assert.Equal(WriteStatus.Ok, wb.Status);
         PageInfo info = await page.GetInfo();
-        var snapshot = new WritebackSnapshot(BeginStatus.Started, Guid.Empty, wb.Version, b, new ushort[v.SectorsPerPage], 0, true);
+        var snapshot = new WritebackSnapshot(BeginStatus.Started, Guid.Empty, wb.Version, b, new ulong[v.SectorsPerPage], 0, true);
         Assert.True(await _grains.Flusher(v).Evict(2, snapshot));
         Assert.Equal(b, await _grains.OnDisk(v, 2));
         long staleBefore = (await _grains.Flusher(v).GetStats()).StaleCommands;

@@ -72,9 +72,9 @@ public sealed class FlusherPartsTests
         Assert.Equal([1, 3], set.AgedUnits(now: 100, age: 100, stripePages: 4).Order());
     }
 
-    private static WritebackSnapshot Snapshot(byte fill, long version, ulong validTags, ushort[]? tags = null) =>
+    private static WritebackSnapshot Snapshot(byte fill, long version, ulong validTags, ulong[]? tags = null) =>
         new(BeginStatus.Started, Guid.NewGuid(), version, Enumerable.Repeat(fill, VolumeConfig.PageSize).ToArray(),
-            tags ?? new ushort[Config.SectorsPerPage], validTags, false);
+            tags ?? new ulong[Config.SectorsPerPage], validTags, false);
 
     [Theory]
     [InlineData(WritebackPolicy.Stable, 0)]
@@ -85,7 +85,7 @@ public sealed class FlusherPartsTests
         var scheme = GrainHelpers.Scheme(Config);
         var builder = new CommandBuilder(Config, WritebackPolicies.For(policy), scheme);
         int size = Config.SectorSize;
-        ushort[] good = Enumerable.Range(0, 8).Select(_ => Crc16T10Dif.Compute(Enumerable.Repeat((byte)5, size).ToArray())).ToArray();
+        ulong[] good = Enumerable.Range(0, 8).Select(_ => (ulong)Crc16T10Dif.Compute(Enumerable.Repeat((byte)5, size).ToArray())).ToArray();
         DiskCommand command = builder.Build(lba: 16, [Snapshot(5, 7, ulong.MaxValue >> 56, good), Snapshot(5, 8, ulong.MaxValue >> 56, good)]);
         Assert.Equal(2, command.Pages);
         Assert.Equal([7L, 8L], command.Versions);
