@@ -22,11 +22,13 @@ internal static class SimulateCommand
         var noTagCache = new Option<bool>("--no-tag-cache") { Description = "Guard tags only at writeback (none cached at copy-in)" };
         var noStoreTags = new Option<bool>("--no-store-tags") { Description = "A store leaves the page writable and untagged until its writeback (as Linux)" };
         var noDirtyLog = new Option<bool>("--no-dirty-log") { Description = "No durable dirty log: loss judgments after a power loss are conservative" };
+        var guard = new Option<string>("--guard") { Description = "crc16 (T10 DIF, 8-byte tuples) or crc64 (NVMe 64b Guard, 16-byte tuples)", DefaultValueFactory = _ => "crc16" };
+        guard.AcceptOnlyFromAmong("crc16", "crc64");
         var trace = new Option<bool>("--trace") { Description = "Print the last steps of every schedule that failed (always for one schedule)" };
         var json = new Option<string?>("--json") { Description = "Write the summary as JSON to this path" };
         var command = new Command("simulate", "Run seeded schedules of the writeback protocol (pages, flusher, disks, crashes, power loss, faults); exit 0 every invariant held, 1 one failed, 2 bad usage")
         {
-            seed, schedules, policy, steps, pages, noFaults, noCrashes, noTagCache, noStoreTags, noDirtyLog, trace, json,
+            seed, schedules, policy, steps, pages, noFaults, noCrashes, noTagCache, noStoreTags, noDirtyLog, guard, trace, json,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -39,6 +41,7 @@ internal static class SimulateCommand
                 TagsAtCopyIn = !parse.GetValue(noTagCache),
                 StoreTags = !parse.GetValue(noStoreTags),
                 DirtyLog = !parse.GetValue(noDirtyLog),
+                Guard = parse.GetValue(guard) == "crc64" ? GuardKind.Crc64 : GuardKind.Crc16,
                 KeepTrace = parse.GetValue(trace) || parse.GetValue(schedules) == 1,
             };
             int count = parse.GetValue(schedules);

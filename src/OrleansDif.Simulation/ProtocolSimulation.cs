@@ -183,6 +183,7 @@ public sealed class ProtocolSimulation : IDisposable
             TagsAtCopyIn = options.TagsAtCopyIn,
             StoreTags = options.StoreTags,
             DirtyLog = options.DirtyLog,
+            Guard = options.Guard,
         };
         _images = new DiskImage[_config.Disks];
         _disks = new DiskDevice[_config.Disks];
@@ -846,7 +847,7 @@ public sealed class ProtocolSimulation : IDisposable
             _ => (FaultKind.MisdirectedWrite, "misdirected-write"),
         };
         int spp = _config.SectorsPerPage;
-        int block = _config.SectorSize + PiTuple.Size;
+        int block = _config.SectorSize + _config.TupleSize;
         long elsewhere = disk.MisdirectedTarget(command.Lba, spp);
         byte[] before = new byte[spp * block];
         disk.Cache.ReadRaw(elsewhere, before);
@@ -865,7 +866,7 @@ public sealed class ProtocolSimulation : IDisposable
         for (int i = 0; i < spp; i++)
         {
             command.Data.AsSpan(i * _config.SectorSize, _config.SectorSize).CopyTo(wanted);
-            command.Pi.AsSpan(i * PiTuple.Size, PiTuple.Size).CopyTo(wanted.AsSpan(_config.SectorSize));
+            command.Pi.AsSpan(i * _config.TupleSize, _config.TupleSize).CopyTo(wanted.AsSpan(_config.SectorSize));
             disk.Cache.ReadRaw(command.Lba + i, now);
             if (!now.AsSpan().SequenceEqual(wanted))
             {
@@ -881,7 +882,7 @@ public sealed class ProtocolSimulation : IDisposable
             // Every sector intact, some from an earlier landing of the same version: a mix of two buffers of one
             // version (they differ only by a memory fault in the known window), which a load may read.
             byte[] data = new byte[spp * _config.SectorSize];
-            byte[] pi = new byte[spp * PiTuple.Size];
+            byte[] pi = new byte[spp * _config.TupleSize];
             disk.Cache.Read(command.Lba, data, pi);
             Windowed(slot.Page, command.Versions[0]).Add(data);
         }
@@ -923,8 +924,10 @@ public sealed class ProtocolSimulation : IDisposable
     private bool SameVersionIntact(DiskDevice disk, long lba, byte[] now, byte[] wanted)
     {
         int size = _config.SectorSize;
-        PiTuple held = PiTuple.Read(now.AsSpan(size)), meant = PiTuple.Read(wanted.AsSpan(size));
-        return held.AppTag == meant.AppTag && held.RefTag == meant.RefTag && disk.Verify(now.AsSpan(0, size), now.AsSpan(size), lba) is null;
+        // The tuples past the guard (application and reference tags) the same, and the guard matching the data.
+        int guard = _config.TupleSize == 16 ? 8 : 2;
+        return now.AsSpan(size + guard, _config.TupleSize - guard).SequenceEqual(wanted.AsSpan(size + guard, _config.TupleSize - guard))
+            && disk.Verify(now.AsSpan(0, size), now.AsSpan(size, _config.TupleSize), lba) is null;
     }
 
     /// <summary>
@@ -1276,7 +1279,7 @@ public sealed class ProtocolSimulation : IDisposable
         {
             return false; // (a faulty command's damage half-flushed is not modelled)
         }
-        int bytes = _config.SectorsPerPage * (_config.SectorSize + PiTuple.Size);
+        int bytes = _config.SectorsPerPage * (_config.SectorSize + _config.TupleSize);
         var before = new Dictionary<int, byte[]>();
         foreach (Slot slot in slots)
         {
@@ -1392,7 +1395,7 @@ public sealed class ProtocolSimulation : IDisposable
             return false; // rot hits data at rest, once per page at a time, not under a newer cached write
         }
         long lba = slot.Lba + _rng.Next(_config.SectorsPerPage);
-        int block = _config.SectorSize + PiTuple.Size;
+        int block = _config.SectorSize + _config.TupleSize;
         byte[] raw = new byte[block];
         _images[slot.Disk].ReadRaw(lba, raw);
         int bit = _rng.Next(_config.SectorSize * 8);

@@ -14,6 +14,8 @@ public sealed record SimulationOptions
     public bool StoreTags { get; init; } = true;
     /// <summary>Each dirty period's first version durable before its writes are acknowledged (the volume setting <c>dirtyLog</c>).</summary>
     public bool DirtyLog { get; init; } = true;
+    /// <summary>The volume's guard: the T10 16-bit one (8-byte tuples) or the NVMe 64-bit one (16-byte tuples).</summary>
+    public GuardKind Guard { get; init; } = GuardKind.Crc16;
     /// <summary>Memory bit flips, transit bit flips, media bit rot, and lost, torn and misdirected writes.</summary>
     public bool Faults { get; init; } = true;
     /// <summary>Page activation loss, flusher loss, disk activation loss and power loss.</summary>

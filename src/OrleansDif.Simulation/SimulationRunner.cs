@@ -36,5 +36,5 @@ public static class SimulationRunner
     /// <summary>The command that replays one schedule exactly.</summary>
     public static string ReplayCommand(SimulationOptions o) =>
         $"orleansdif simulate --seed {o.Seed} --policy {o.Policy.ToString().ToLowerInvariant()} --steps {o.Steps} --pages {o.Pages}"
-        + (o.TagsAtCopyIn ? "" : " --no-tag-cache") + (o.StoreTags ? "" : " --no-store-tags") + (o.DirtyLog ? "" : " --no-dirty-log") + (o.Faults ? "" : " --no-faults") + (o.Crashes ? "" : " --no-crashes") + " --schedules 1";
+        + (o.TagsAtCopyIn ? "" : " --no-tag-cache") + (o.StoreTags ? "" : " --no-store-tags") + (o.DirtyLog ? "" : " --no-dirty-log") + (o.Guard == GuardKind.Crc64 ? " --guard crc64" : "") + (o.Faults ? "" : " --no-faults") + (o.Crashes ? "" : " --no-crashes") + " --schedules 1";
 }

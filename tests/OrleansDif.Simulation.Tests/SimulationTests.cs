@@ -51,6 +51,16 @@ public sealed class SimulationTests
     }
 
     [Fact]
+    public void OnSixtyFourBitGuardsTheInvariantsHoldAndNoMemoryFlipGoesOutUncheckedUnderStableOrBounce()
+    {
+        SimulationResult[] results = SimulationRunner.RunMany(9001, 300, All, new SimulationOptions { Guard = GuardKind.Crc64 });
+        Assert.True(results.All(r => r.Passed), Explain(results));
+        Assert.All(results.Where(r => r.Options.Policy != WritebackPolicy.Unstable), r => Assert.Equal(0, r.Count("unstable guard rejections")));
+        Assert.All(results.Where(r => r.Options.Policy != WritebackPolicy.Unstable), r => Assert.Equal(0, r.Faults["memory-bitflip"].SilentInWindow));
+        Assert.Contains("--guard crc64", SimulationRunner.ReplayCommand(results[0].Options));
+    }
+
+    [Fact]
     public void WithoutTagsCachedAtCopyInTheInvariantsStillHold()
     {
         SimulationResult[] results = SimulationRunner.RunMany(5001, 300, All, new SimulationOptions { TagsAtCopyIn = false });
