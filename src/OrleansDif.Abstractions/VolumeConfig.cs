@@ -94,7 +94,7 @@ public sealed record VolumeConfig
     public int TupleSize => Guard == GuardKind.Crc64 ? 16 : 8;
 
     /// <summary>Parses "crc16" or "crc64".</summary>
-    public static GuardKind ParseGuard(string text) => text.Trim().ToLowerInvariant() switch
+    public static GuardKind ParseGuard(string? text) => (text ?? "").Trim().ToLowerInvariant() switch
     {
         "crc16" => GuardKind.Crc16,
         "crc64" => GuardKind.Crc64,
@@ -185,7 +185,7 @@ public sealed record VolumeConfig
     }
 
     /// <summary>Parses "stable", "bounce" or "unstable".</summary>
-    public static WritebackPolicy ParsePolicy(string text) => text.Trim().ToLowerInvariant() switch
+    public static WritebackPolicy ParsePolicy(string? text) => (text ?? "").Trim().ToLowerInvariant() switch
     {
         "stable" => WritebackPolicy.Stable,
         "bounce" => WritebackPolicy.Bounce,

@@ -55,8 +55,9 @@ public sealed record DiskImageInfo
 }
 
 /// <summary>
-/// A DIF-formatted disk image: raw, no header, LBA n at byte n * (sector size + 8), data then the 8-byte
-/// PI tuple. All I/O is positional; the image is never loaded whole.
+/// A DIF-formatted disk image: raw, no header, LBA n at byte n * (sector size + tuple size), data then the PI
+/// tuple (8 bytes; 16 for the NVMe 64b Guard format, as the sidecar's guard says). All I/O is positional; the image
+/// is never loaded whole.
 /// </summary>
 public sealed class DiskImage : IDisposable
 {
@@ -141,6 +142,10 @@ public sealed class DiskImage : IDisposable
             throw new DifArgumentException(DifError.BadImage, $"image {path} does not exist");
         }
         DiskImageInfo? info = DiskImageInfo.TryLoad(path);
+        if (info?.Guard is not null and not ("crc16" or "crc64"))
+        {
+            throw new DifArgumentException(DifError.BadImage, $"sidecar of {path}: guard '{info.Guard}' is not crc16 or crc64");
+        }
         SectorFormat fmt = info is null ? format ?? SectorFormat.Sector512 : SectorFormat.Of(info.SectorSize, info.Guard == "crc64");
         PiType piType = info is null ? type ?? PiType.Type1 : (PiType)info.PiType;
         SafeFileHandle? writerLock = writable ? AcquireWriterLock(path) : null;

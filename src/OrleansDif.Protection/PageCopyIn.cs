@@ -13,7 +13,8 @@ public static class PageCopyIn
     /// </summary>
     public static Range CopyIn(ReadOnlySpan<byte> source, Span<byte> page, int offset, int sectorSize, Span<ushort> guards)
     {
-        Span<ulong> wide = stackalloc ulong[guards.Length];
+        Validate(source.Length, page.Length, offset, sectorSize, guards.Length); // before the stack buffer: a page has at most 64 sectors here
+        Span<ulong> wide = guards.Length <= 64 ? stackalloc ulong[guards.Length] : new ulong[guards.Length];
         for (int i = 0; i < guards.Length; i++)
         {
             wide[i] = guards[i];

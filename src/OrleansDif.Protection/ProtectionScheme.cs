@@ -64,19 +64,22 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     }
 
     /// <summary>Checks sector <paramref name="index"/> of a run from <paramref name="startLba"/> against its tuple in <paramref name="pi"/>.</summary>
-    public PiError? VerifyAt(ReadOnlySpan<byte> sector, ReadOnlySpan<byte> pi, int index, long startLba, uint? commandRefTag = null)
+    public PiError? VerifyAt(ReadOnlySpan<byte> sector, ReadOnlySpan<byte> pi, int index, long startLba, uint? commandRefTag = null) =>
+        VerifyTuple(sector, pi.Slice(index * Format.TupleSize, Format.TupleSize), startLba, commandRefTag, index);
+
+    // Sector index of a run from startLba against its own tuple: the reference tag the run gives it, in either format.
+    private PiError? VerifyTuple(ReadOnlySpan<byte> sector, ReadOnlySpan<byte> tupleBytes, long startLba, uint? commandRefTag, int index)
     {
         long lba = startLba + index;
         if (!Format.Guard64)
         {
-            return VerifySector(sector, PiTuple.Read(pi.Slice(index * PiTuple.Size, PiTuple.Size)), lba,
-                unchecked(InitialRefTag(startLba, commandRefTag) + (uint)index));
+            return VerifySector(sector, PiTuple.Read(tupleBytes), lba, unchecked(InitialRefTag(startLba, commandRefTag) + (uint)index));
         }
-        if (IsEscapedAt(pi, index))
+        if (IsEscapedAt(tupleBytes, 0))
         {
             return null;
         }
-        Pi64Tuple tuple = Pi64Tuple.Read(pi.Slice(index * Pi64Tuple.Size, Pi64Tuple.Size));
+        Pi64Tuple tuple = Pi64Tuple.Read(tupleBytes);
         if ((Checks & PiCheckFlags.Guard) != 0)
         {
             ulong computed = Crc64Nvme.Compute(sector);
@@ -162,9 +165,7 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
         int failures = 0;
         for (int i = 0, off = 0; off < blocks.Length; i++, off += block)
         {
-            // The tuple alone, as tuple 0 of a run of its own from this sector's LBA.
-            if (VerifyAt(blocks.Slice(off, Format.DataSize), blocks.Slice(off + Format.DataSize, Format.TupleSize), 0, startLba + i,
-                    commandRefTag is uint tag ? unchecked(tag + (uint)i) : null) is PiError error)
+            if (VerifyTuple(blocks.Slice(off, Format.DataSize), blocks.Slice(off + Format.DataSize, Format.TupleSize), startLba, commandRefTag, i) is PiError error)
             {
                 failures++;
                 errors?.Add(error);

@@ -56,6 +56,24 @@ public sealed class Guard64SchemeTests : IDisposable
     }
 
     [Fact]
+    public void TypeTwoReferenceTagsRunFromTheCommandsTagPastThirtyTwoBitsStoredOrInterleaved()
+    {
+        ProtectionScheme scheme = Scheme(512, PiType.Type2);
+        byte[] data = new byte[1024];
+        new Random(5).NextBytes(data);
+        byte[] pi = new byte[32];
+        scheme.Generate(data, pi, 0, commandRefTag: 0xFFFF_FFFF);
+        Assert.Equal(Tuple(data.AsSpan(512, 512), 0x0D1F, 0x1_0000_0000), pi.AsSpan(16, 16).ToArray()); // no wrap at 32 bits
+        Assert.Null(scheme.Verify(data, pi, 0, 0xFFFF_FFFF));
+        byte[] blocks = new byte[2 * 528];
+        scheme.Format.Interleave(2, data, pi, blocks);
+        var errors = new List<PiError>();
+        Assert.Equal(0, scheme.VerifyInterleaved(blocks, 0, errors, 0xFFFF_FFFF));
+        Assert.Equal(2, scheme.VerifyInterleaved(blocks, 0, errors, 0x10));
+        Assert.All(errors, e => Assert.Equal(PiCheck.RefTag, e.Check));
+    }
+
+    [Fact]
     public void EachCheckFailsWithItsSixtyFourBitValues()
     {
         ProtectionScheme scheme = Scheme(512, PiType.Type1);
@@ -124,5 +142,9 @@ public sealed class Guard64SchemeTests : IDisposable
         ScrubReport report = Scrubber.Scrub(path);
         Assert.True(report.Clean);
         Assert.Equal(64L, report.Sectors);
+
+        // A sidecar naming another guard is a bad image, not a geometry puzzle.
+        File.WriteAllText(DiskImageInfo.SidecarPath(path), File.ReadAllText(DiskImageInfo.SidecarPath(path)).Replace("crc64", "CRC-64"));
+        Assert.Equal(DifError.BadImage, Assert.Throws<DifArgumentException>(() => DiskImage.Open(path, writable: false)).Error);
     }
 }

@@ -5,7 +5,7 @@ using OrleansDif.Protection;
 namespace OrleansDif.Grains;
 
 /// <summary>
-/// An emulated DIF-formatted disk: sectors of data + 8-byte PI tuple in a disk image, behind a volatile write cache
+/// An emulated DIF-formatted disk: sectors of data + PI tuple (8 bytes, or 16 with the 64-bit guard) in a disk image, behind a volatile write cache
 /// (<see cref="CachedDisk"/>). Every tuple of a write is verified before anything is cached; one failing sector
 /// rejects the whole command; a page command older than what the disk holds for a page is refused as stale.
 /// Writes are durable after a flush, which runs off the grain's turn and coalesces with concurrent ones. Reads

@@ -45,7 +45,7 @@ public class Guard64Tests(ClusterFixture fixture)
         byte[] pi = new byte[2 * 16];
         scheme.Generate(data, pi, 40);
         byte[] bad = (byte[])pi.Clone();
-        bad[16 + 7] ^= 0x80;                                   // the low byte of the second sector's guard
+        bad[16] ^= 0x80;                                       // the top byte of the second sector's guard: no 16 bits of it see this
         DiskWriteResult r = await _grains.Disk(v, 0).Write(40, data, bad);
         Assert.False(r.Accepted);
         Assert.Equal(CheckKind.Guard, r.Failure!.Check);
