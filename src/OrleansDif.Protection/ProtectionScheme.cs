@@ -80,22 +80,27 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
             return null;
         }
         Pi64Tuple tuple = Pi64Tuple.Read(tupleBytes);
+        return CheckFields(sector, lba, tuple.Guard, tuple.AppTag, RefTag48(startLba, commandRefTag, index), tuple.RefTag);
+    }
+
+    /// <summary>The three checks of a tuple that does not escape, in order: guard, application tag, reference tag (either format).</summary>
+    private PiError? CheckFields(ReadOnlySpan<byte> sector, long lba, ulong guard, ushort appTag, ulong expectedRef, ulong refTag)
+    {
         if ((Checks & PiCheckFlags.Guard) != 0)
         {
-            ulong computed = Crc64Nvme.Compute(sector);
-            if (computed != tuple.Guard)
+            ulong computed = ComputeGuard(sector);
+            if (computed != guard)
             {
-                return new PiError(lba, PiCheck.Guard, computed, tuple.Guard);
+                return new PiError(lba, PiCheck.Guard, computed, guard);
             }
         }
-        if ((Checks & PiCheckFlags.AppTag) != 0 && (tuple.AppTag & AppMask) != (AppTag & AppMask))
+        if ((Checks & PiCheckFlags.AppTag) != 0 && (appTag & AppMask) != (AppTag & AppMask))
         {
-            return new PiError(lba, PiCheck.AppTag, AppTag, tuple.AppTag);
+            return new PiError(lba, PiCheck.AppTag, AppTag, appTag);
         }
-        ulong expected = RefTag48(startLba, commandRefTag, index);
-        if ((Checks & PiCheckFlags.RefTag) != 0 && Type != PiType.Type3 && tuple.RefTag != expected)
+        if ((Checks & PiCheckFlags.RefTag) != 0 && Type != PiType.Type3 && refTag != expectedRef)
         {
-            return new PiError(lba, PiCheck.RefTag, expected, tuple.RefTag);
+            return new PiError(lba, PiCheck.RefTag, expectedRef, refTag);
         }
         return null;
     }
@@ -177,35 +182,9 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     /// <summary>
     /// Verifies one sector: escapes first, then guard, application tag (masked), reference tag.
     /// </summary>
-    public PiError? VerifySector(ReadOnlySpan<byte> data, PiTuple tuple, long lba, uint expectedRefTag)
-    {
-        if (IsEscaped(tuple))
-        {
-            return null;
-        }
-        if ((Checks & PiCheckFlags.Guard) != 0)
-        {
-            ushort computed = Crc16T10Dif.Compute(data);
-            if (computed != tuple.Guard)
-            {
-                return new PiError(lba, PiCheck.Guard, computed, tuple.Guard);
-            }
-        }
-        if ((Checks & PiCheckFlags.AppTag) != 0 && (tuple.AppTag & AppMask) != (AppTag & AppMask))
-        {
-            return new PiError(lba, PiCheck.AppTag, AppTag, tuple.AppTag);
-        }
-        if ((Checks & PiCheckFlags.RefTag) != 0 && Type != PiType.Type3 && tuple.RefTag != expectedRefTag)
-        {
-            return new PiError(lba, PiCheck.RefTag, expectedRefTag, tuple.RefTag);
-        }
-        return null;
-    }
+    public PiError? VerifySector(ReadOnlySpan<byte> data, PiTuple tuple, long lba, uint expectedRefTag) =>
+        IsEscaped(tuple) ? null : CheckFields(data, lba, tuple.Guard, tuple.AppTag, expectedRefTag, tuple.RefTag);
 
-    /// <summary>
-    /// Whether a tuple disables all checks of its sector: application tag 0xFFFF for Types 1 and 2;
-    /// application tag 0xFFFF and reference tag 0xFFFFFFFF for Type 3.
-    /// </summary>
     public bool IsEscaped(PiTuple tuple) =>
         tuple.AppTag == 0xFFFF && (Type != PiType.Type3 || tuple.RefTag == 0xFFFF_FFFF);
 
