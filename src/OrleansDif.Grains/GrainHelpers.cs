@@ -19,6 +19,10 @@ internal static class GrainHelpers
         _ => "ref",
     };
 
+    /// <summary>The check a <see cref="Tag"/> names, or null.</summary>
+    public static CheckKind? ParseTag(string tag) =>
+        Enum.GetValues<CheckKind>().Cast<CheckKind?>().FirstOrDefault(k => Tag(k!.Value) == tag);
+
     /// <summary>The sector format of a volume: its sector size, and 8-byte tuples or the 64-bit guard's 16-byte ones.</summary>
     public static Protection.SectorFormat Format(VolumeConfig config) =>
         Protection.SectorFormat.Of(config.SectorSize, config.Guard == GuardKind.Crc64);

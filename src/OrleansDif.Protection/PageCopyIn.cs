@@ -7,27 +7,11 @@ public static class PageCopyIn
 {
     /// <summary>
     /// Copies <paramref name="source"/> into <paramref name="page"/> at <paramref name="offset"/> and refreshes
-    /// <paramref name="guards"/> for every sector the copy touched. Whole sectors are copied and checksummed in
+    /// <paramref name="guards"/> (CRC-16/T10-DIF, or CRC-64/NVME when <paramref name="guard64"/>) for every sector the
+    /// copy touched. Whole sectors are copied and checksummed in
     /// one pass; a partially touched sector is copied, then checksummed whole from the page.
     /// Returns the range of sector indexes whose guard tags were refreshed.
     /// </summary>
-    public static Range CopyIn(ReadOnlySpan<byte> source, Span<byte> page, int offset, int sectorSize, Span<ushort> guards)
-    {
-        Validate(source.Length, page.Length, offset, sectorSize, guards.Length); // before the stack buffer: a page has at most 64 sectors here
-        Span<ulong> wide = guards.Length <= 64 ? stackalloc ulong[guards.Length] : new ulong[guards.Length];
-        for (int i = 0; i < guards.Length; i++)
-        {
-            wide[i] = guards[i];
-        }
-        Range touched = CopyIn(source, page, offset, sectorSize, wide, guard64: false);
-        for (int i = 0; i < guards.Length; i++)
-        {
-            guards[i] = (ushort)wide[i];
-        }
-        return touched;
-    }
-
-    /// <summary>The same with guards of either width: CRC-16/T10-DIF, or CRC-64/NVME when <paramref name="guard64"/>.</summary>
     public static Range CopyIn(ReadOnlySpan<byte> source, Span<byte> page, int offset, int sectorSize, Span<ulong> guards, bool guard64)
     {
         Validate(source.Length, page.Length, offset, sectorSize, guards.Length);

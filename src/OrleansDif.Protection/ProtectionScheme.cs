@@ -185,6 +185,10 @@ public sealed record ProtectionScheme(SectorFormat Format, PiType Type)
     public PiError? VerifySector(ReadOnlySpan<byte> data, PiTuple tuple, long lba, uint expectedRefTag) =>
         IsEscaped(tuple) ? null : CheckFields(data, lba, tuple.Guard, tuple.AppTag, expectedRefTag, tuple.RefTag);
 
+    /// <summary>
+    /// Whether a tuple disables all checks of its sector: application tag 0xFFFF for Types 1 and 2;
+    /// application tag 0xFFFF and reference tag 0xFFFFFFFF for Type 3.
+    /// </summary>
     public bool IsEscaped(PiTuple tuple) =>
         tuple.AppTag == 0xFFFF && (Type != PiType.Type3 || tuple.RefTag == 0xFFFF_FFFF);
 

@@ -139,7 +139,7 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.Equal(CheckKind.Guard, e.Failure.Check);
         ScrubReport scrub = Scrubber.Scrub((await disk.GetStats()).ImagePath);
         Assert.Equal([lba + 3], scrub.Errors.Select(x => x.Lba));
-        await Repair(v, 2);
+        await _grains.RewriteOnDisk(v, 2, 1002);
     }
 
     [Fact]
@@ -168,8 +168,8 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.Equal(CheckKind.Version, lost.Failure!.Check);
         FaultRecord applied = Assert.Single(await disk.GetFaultLog());
         Assert.Equal((FaultKind.MisdirectedWrite, 0L, 8, 8L), (applied.Kind, applied.Lba, applied.Sectors, applied.TargetLba));
-        await Repair(v, 0);
-        await Repair(v, 1);
+        await _grains.RewriteOnDisk(v, 0, 1000);
+        await _grains.RewriteOnDisk(v, 1, 1001);
     }
 
     [Fact]
@@ -190,7 +190,7 @@ public class FaultInjectionTests(ClusterFixture fixture)
         Assert.Equal(TestVolumes.Pattern(9).AsSpan(0, 2048).ToArray(), (await disk.Read(lba, 4)).Data);
         StorageException viaPage = await Assert.ThrowsAsync<StorageException>(() => _grains.Page(v, 3).ReadDurable());
         Assert.Equal(CheckKind.Guard, viaPage.Failure!.Check);
-        await Repair(v, 3);
+        await _grains.RewriteOnDisk(v, 3, 1003);
     }
 
     [Fact]
@@ -268,17 +268,5 @@ public class FaultInjectionTests(ClusterFixture fixture)
         long next = (await page.Write(0, new byte[8], false)).Version;
         Assert.Equal(PageVersion.First(again.Activation) + 1, next);        // above every version of the last activation
         Assert.True(next > before.Version);
-    }
-
-    /// <summary>Writes a page again so the image scrubs clean when the collection ends.</summary>
-    private async Task Repair(VolumeConfig v, int page)
-    {
-        var (d, lba) = v.Locate(page);
-        var scheme = new ProtectionScheme(new SectorFormat(v.SectorSize), (PiType)v.PiType) { AppTag = 0xFFFF };
-        byte[] data = TestVolumes.Pattern(1000 + page);
-        byte[] pi = new byte[v.SectorsPerPage * 8];
-        scheme.Generate(data, pi, lba);
-        Assert.True((await _grains.Disk(v, d).Write(lba, data, pi)).Accepted);
-        await _grains.Disk(v, d).Flush();      // from the disk's cache onto the medium, where scrub reads
     }
 }

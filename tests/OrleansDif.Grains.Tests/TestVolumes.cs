@@ -46,6 +46,21 @@ internal static class TestVolumes
         return r.Data;
     }
 
+    /// <summary>
+    /// Writes a page's sectors again straight to its disk (escaped tuples: no version) and flushes, so that a test's
+    /// injected damage leaves the image scrubbing clean when the collection ends.
+    /// </summary>
+    public static async Task RewriteOnDisk(this IGrainFactory grains, VolumeConfig v, int page, int seed)
+    {
+        var (d, lba) = v.Locate(page);
+        var scheme = new Protection.ProtectionScheme(new Protection.SectorFormat(v.SectorSize), (Protection.PiType)v.PiType) { AppTag = 0xFFFF };
+        byte[] data = Pattern(seed);
+        byte[] pi = new byte[v.SectorsPerPage * 8];
+        scheme.Generate(data, pi, lba);
+        Assert.True((await grains.Disk(v, d).Write(lba, data, pi)).Accepted);
+        await grains.Disk(v, d).Flush();      // from the disk's cache onto the medium, where scrub reads
+    }
+
     /// <summary>Bounded wait for a step the test armed: fails the test rather than hanging it.</summary>
     public static Task Within(this Task task, int seconds = 30) => task.WaitAsync(TimeSpan.FromSeconds(seconds));
 

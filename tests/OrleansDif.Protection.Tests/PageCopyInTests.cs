@@ -9,8 +9,9 @@ public class PageCopyInTests
     {
         var rng = new Random(sectorSize);
         byte[] page = new byte[4096];
-        ushort[] guards = new ushort[4096 / sectorSize];
-        Crc16T10Dif.ComputeSectors(page, sectorSize, guards);
+        ushort[] initial = new ushort[4096 / sectorSize];
+        Crc16T10Dif.ComputeSectors(page, sectorSize, initial);
+        ulong[] guards = [.. initial.Select(g => (ulong)g)];
         byte[] model = new byte[4096];
         for (int trial = 0; trial < 2000; trial++)
         {
@@ -23,7 +24,7 @@ public class PageCopyInTests
             }
             byte[] src = new byte[length];
             rng.NextBytes(src);
-            Range touched = PageCopyIn.CopyIn(src, page, offset, sectorSize, guards);
+            Range touched = PageCopyIn.CopyIn(src, page, offset, sectorSize, guards, guard64: false);
             src.CopyTo(model, offset);
             Assert.Equal(model, page);
             Assert.Equal(offset / sectorSize, touched.Start.Value);
@@ -39,18 +40,18 @@ public class PageCopyInTests
     public void BadCopiesAreRefusedAndChangeNothing()
     {
         byte[] page = new byte[4096];
-        ushort[] guards = new ushort[8];
+        ulong[] guards = new ulong[8];
         void Expect(DifError error, Action a)
         {
             Assert.Equal(error, Assert.Throws<DifArgumentException>(a).Error);
             Assert.All(page, b => Assert.Equal(0, b));
-            Assert.All(guards, g => Assert.Equal(0, g));
+            Assert.All(guards, g => Assert.Equal(0UL, g));
         }
-        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[10], page, -1, 512, guards));
-        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[10], page, 4090, 512, guards));
-        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[4097], page, 0, 512, guards));
-        Expect(DifError.EmptyBuffer, () => PageCopyIn.CopyIn([], page, 0, 512, guards));
-        Expect(DifError.PiCountMismatch, () => PageCopyIn.CopyIn(new byte[1], page, 0, 512, new ushort[7]));
-        Expect(DifError.BadGeometry, () => PageCopyIn.CopyIn(new byte[1], page, 0, 500, guards));
+        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[10], page, -1, 512, guards, guard64: false));
+        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[10], page, 4090, 512, guards, guard64: false));
+        Expect(DifError.OutOfRange, () => PageCopyIn.CopyIn(new byte[4097], page, 0, 512, guards, guard64: false));
+        Expect(DifError.EmptyBuffer, () => PageCopyIn.CopyIn([], page, 0, 512, guards, guard64: false));
+        Expect(DifError.PiCountMismatch, () => PageCopyIn.CopyIn(new byte[1], page, 0, 512, new ulong[7], guard64: false));
+        Expect(DifError.BadGeometry, () => PageCopyIn.CopyIn(new byte[1], page, 0, 500, guards, guard64: false));
     }
 }

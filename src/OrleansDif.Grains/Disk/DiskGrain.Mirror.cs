@@ -5,7 +5,7 @@ namespace OrleansDif.Grains;
 /// <summary>The mirror set's primary: passing commands to the copies, read repair, resync and scrub (see <see cref="MirrorSet"/>).</summary>
 public sealed partial class DiskGrain
 {
-    private IDiskGrain CopyGrain(int copy) => GrainFactory.DiskCopy(_config!.Id, GrainKeys.ParseDisk(this.GetPrimaryKeyString()).Disk, copy);
+    private IDiskGrain CopyGrain(int copy) => GrainFactory.DiskCopy(_config!.Id, _number, copy);
 
     /// <summary>The commands this disk accepted, to every copy (with a flush after them when asked; alone when there are none).</summary>
     private Task Forward(DiskCommand[] commands, bool flush)
@@ -65,29 +65,26 @@ public sealed partial class DiskGrain
 
     private void CopyFailed(int c, Exception e)
     {
-        _copyFailures++;
         logger.LogWarning("Disk {Disk}: copy {Copy} did not take a command and is out of sync until resynced: {Error}",
             this.GetPrimaryKeyString(), c, e.Message);
     }
 
-    /// <summary>The version-tag check of a page slot (a lost or torn write on this copy), or null.</summary>
-    private ProtectionFailure? VersionFailure(long lba, byte[] pi, long held) =>
-        pi.Length == 0 ? null : PageMachine.VersionMismatch(_config!, lba, pi, held, this.GetPrimaryKeyString())?.Failure;
+    /// <summary>
+    /// A page slot as a copy read it, with the first check it fails: a tuple (the disk's own check), or else a sector
+    /// whose version tag is not the version the slot holds (a lost or torn write on that copy).
+    /// </summary>
+    private SlotRead Checked(long lba, DiskPageRead read) => new(read.Data, read.Pi, read.HeldVersion,
+        read.Failure ?? (read.Pi.Length == 0 ? null : PageMachine.VersionMismatch(_config!, lba, read.Pi, read.HeldVersion, this.GetPrimaryKeyString())?.Failure));
 
     /// <summary>This disk's own slot at <paramref name="lba"/>, every check applied.</summary>
-    private SlotRead ReadOwnSlot(long lba)
-    {
-        DiskPageRead read = _device!.LoadPage(lba, claim: false);
-        return new SlotRead(read.Data, read.Pi, read.HeldVersion, read.Failure ?? VersionFailure(lba, read.Pi, read.HeldVersion));
-    }
+    private SlotRead ReadOwnSlot(long lba) => Checked(lba, _device!.LoadPage(lba, claim: false));
 
     /// <summary>A copy's slot at <paramref name="lba"/>, every check applied; null when the copy does not answer.</summary>
     private async Task<SlotRead?> ReadCopySlot(int c, long lba)
     {
         try
         {
-            DiskPageRead read = await CopyGrain(c).LoadPage(lba, claim: false).WaitAsync(CopyTimeout);
-            return new SlotRead(read.Data, read.Pi, read.HeldVersion, read.Failure ?? VersionFailure(lba, read.Pi, read.HeldVersion));
+            return Checked(lba, await CopyGrain(c).LoadPage(lba, claim: false).WaitAsync(CopyTimeout));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -444,20 +441,11 @@ public sealed partial class DiskGrain
         foreach (string line in await File.ReadAllLinesAsync(RepairLogPath))
         {
             string[] f = line.Split(' ');
-            if (f.Length == 3 && long.TryParse(f[0], out long lba) && int.TryParse(f[1], out int copy) && ParseCheck(f[2]) is CheckKind check)
+            if (f.Length == 3 && long.TryParse(f[0], out long lba) && int.TryParse(f[1], out int copy) && GrainHelpers.ParseTag(f[2]) is CheckKind check)
             {
                 records.Add(new RepairRecord(lba, copy, check));
             }
         }
         return [.. records];
     }
-
-    private static CheckKind? ParseCheck(string tag) => tag switch
-    {
-        "guard" => CheckKind.Guard,
-        "app" => CheckKind.App,
-        "ref" => CheckKind.Ref,
-        "version" => CheckKind.Version,
-        _ => null,
-    };
 }

@@ -32,12 +32,12 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
     /// <summary>How long a primary waits for a copy before recording it out of sync (liveness only: versions decide what a copy may serve).</summary>
     public static readonly TimeSpan CopyTimeout = TimeSpan.FromSeconds(5);
 
-    private int _copy;
+    private int _number, _copy; // this disk's number in its volume, and which copy of it this grain is
     private MirrorSet? _mirror;
     private bool _resyncing;
     private readonly Dictionary<long, TaskCompletionSource> _mending = [];
     private readonly HashSet<(long Slot, long Held)> _unrepairableSeen = [];
-    private long _repaired, _unrepairable, _copyFailures;
+    private long _repaired, _unrepairable;
 
     private DiskImage? _image;
     private CachedDisk? _disk;
@@ -195,7 +195,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
         }
         CheckRange(lba, _config.SectorsPerPage);
         DiskPageRead read = _device!.LoadPage(lba, claim);
-        if (_mirror is not null && (read.Failure ?? VersionFailure(lba, read.Pi, read.HeldVersion)) is ProtectionFailure bad)
+        if (_mirror is not null && Checked(lba, read).Failure is ProtectionFailure bad)
         {
             ReadError(bad);
             if (await RepairFromCopies(lba, read.HeldVersion, bad) is SlotRead good)
@@ -453,7 +453,7 @@ public sealed partial class DiskGrain(IOptions<StorageOptions> options, OpenImag
         _device = new DiskDevice(config, _disk);
         _config = config;
         _verifyOnWrite = config.VerifyOnDisk;
-        _copy = copy;
+        (_number, _copy) = (disk, copy);
         if (copy == 0 && config.Mirrors > 1)
         {
             _mirror = new MirrorSet(config.Mirrors, config.SectorsPerDisk / config.SectorsPerPage);

@@ -20,18 +20,6 @@ public class MirrorTests(ClusterFixture fixture)
         return (_grains.Disk(v, disk), disk, lba, data);
     }
 
-    /// <summary>Writes a page's sectors again straight to its disk (no mirrors), so the image scrubs clean when the collection ends.</summary>
-    private async Task Rewrite(VolumeConfig v, int page)
-    {
-        var (d, lba) = v.Locate(page);
-        var scheme = new Protection.ProtectionScheme(new Protection.SectorFormat(v.SectorSize), (Protection.PiType)v.PiType) { AppTag = 0xFFFF };
-        byte[] data = TestVolumes.Pattern(2000 + page);
-        byte[] pi = new byte[v.SectorsPerPage * 8];
-        scheme.Generate(data, pi, lba);
-        Assert.True((await _grains.Disk(v, d).Write(lba, data, pi)).Accepted);
-        await _grains.Disk(v, d).Flush();
-    }
-
     private IDiskGrain Copy(VolumeConfig v, int disk, int copy) => GrainKeys.DiskCopy(_grains, v.Id, disk, copy);
 
     [Fact]
@@ -151,7 +139,7 @@ public class MirrorTests(ClusterFixture fixture)
         ScrubResult scrub = await disk.Scrub();
         Assert.Equal(1, scrub.Unrepairable);
         Assert.Equal(0, scrub.Repaired);
-        await Rewrite(v, 0);
+        await _grains.RewriteOnDisk(v, 0, 2000);
     }
 
     [Fact]
